@@ -1,0 +1,441 @@
+import {
+  BACKEND_NAMES,
+  DEFAULT_CONFIG,
+  MODEL_NAMES,
+  type TrainConfig,
+} from '../train/config';
+
+/** A problem with the command line; the message says what to change. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface ParsedArgs {
+  config: TrainConfig;
+  help: boolean;
+  version: boolean;
+}
+
+/** Joins the words that must stay on one line of the help screen. */
+const GLUE = '\u00a0';
+
+const TRAIN_IMAGES = 60_000;
+const TEST_IMAGES = 10_000;
+
+/** A flag that takes a value; `apply` checks the raw text and stores it in the config. */
+interface ValueFlag {
+  name: string;
+  metavar: string;
+  help: string;
+  defaultText: string;
+  apply(config: TrainConfig, raw: string): void;
+}
+
+function valueFlag<K extends keyof TrainConfig>(spec: {
+  name: string;
+  field: K;
+  metavar: string;
+  help: string;
+  defaultText?: string;
+  parse: (raw: string, flag: string) => TrainConfig[K];
+}): ValueFlag {
+  const flag = `--${spec.name}`;
+  return {
+    name: spec.name,
+    metavar: spec.metavar,
+    help: spec.help,
+    defaultText: spec.defaultText ?? String(DEFAULT_CONFIG[spec.field]),
+    apply(config, raw) {
+      config[spec.field] = spec.parse(raw, flag);
+    },
+  };
+}
+
+const NUMBER_PATTERN = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** The number `raw` spells, or NaN for anything else ('', 'abc', '0x10', 'Infinity'). */
+function toNumber(raw: string): number {
+  return NUMBER_PATTERN.test(raw.trim()) ? Number(raw) : Number.NaN;
+}
+
+function positiveInt(raw: string, flag: string): number {
+  const n = toNumber(raw);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new UsageError(`${flag} must be a positive integer (got '${raw}')`);
+  }
+  return n;
+}
+
+function nonNegativeInt(raw: string, flag: string): number {
+  const n = toNumber(raw);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new UsageError(`${flag} must be a non-negative integer (got '${raw}')`);
+  }
+  return n;
+}
+
+function subset(max: number, images: string) {
+  return (raw: string, flag: string): number => {
+    const n = positiveInt(raw, flag);
+    if (n > max) {
+      throw new UsageError(
+        `${flag} must be at most ${max}: the dataset has ${max.toLocaleString('en-US')} ${images} (got '${raw}')`,
+      );
+    }
+    return n;
+  };
+}
+
+function choice<T extends string>(choices: readonly T[]) {
+  return (raw: string, flag: string): T => {
+    const found = choices.find((c) => c === raw);
+    if (found === undefined) {
+      throw new UsageError(`${flag} must be one of ${choices.join(', ')} (got '${raw}')`);
+    }
+    return found;
+  };
+}
+
+function nonEmpty(raw: string, flag: string): string {
+  if (raw === '') throw new UsageError(`${flag} needs a non-empty value`);
+  return raw;
+}
+
+const VALUE_FLAGS: readonly ValueFlag[] = [
+  valueFlag({
+    name: 'epochs',
+    field: 'epochs',
+    metavar: 'N',
+    help: 'passes over the training set',
+    parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'batch-size',
+    field: 'batchSize',
+    metavar: 'N',
+    help: `images per device per step; the global batch is ${['num-gpus', 'x', 'batch-size'].join(GLUE)}`,
+    parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'base-lr',
+    field: 'baseLr',
+    metavar: 'LR',
+    help: 'learning rate before any scaling rule',
+    parse: (raw, flag) => {
+      const n = toNumber(raw);
+      if (!Number.isFinite(n) || n <= 0) {
+        throw new UsageError(`${flag} must be a positive finite number (got '${raw}')`);
+      }
+      return n;
+    },
+  }),
+  valueFlag({
+    name: 'momentum',
+    field: 'momentum',
+    metavar: 'M',
+    help: 'SGD momentum, 0 for plain SGD',
+    parse: (raw, flag) => {
+      const n = toNumber(raw);
+      if (!(n >= 0 && n < 1)) {
+        throw new UsageError(`${flag} must be a number in [0, 1) (got '${raw}')`);
+      }
+      return n;
+    },
+  }),
+  valueFlag({
+    name: 'num-gpus',
+    field: 'numGpus',
+    metavar: 'N',
+    help: 'devices (worker processes) per node; only 1 until the DDP engine lands',
+    parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'num-nodes',
+    field: 'numNodes',
+    metavar: 'N',
+    help: 'machines taking part; only 1 until the DDP engine lands',
+    parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'node-id',
+    field: 'nodeId',
+    metavar: 'I',
+    help: "this machine's index, 0 to num-nodes - 1",
+    parse: nonNegativeInt,
+  }),
+  valueFlag({
+    name: 'warmup-epochs',
+    field: 'warmupEpochs',
+    metavar: 'N',
+    help: 'epochs of linear learning-rate warmup; only 0 until the schedules land',
+    parse: nonNegativeInt,
+  }),
+  valueFlag({
+    name: 'target-accuracy',
+    field: 'targetAccuracy',
+    metavar: 'A',
+    help: 'stop early once the last --patience validation accuracies all reach this',
+    parse: (raw, flag) => {
+      const n = toNumber(raw);
+      if (!(n >= 0 && n <= 1)) {
+        throw new UsageError(`${flag} must be a fraction in [0, 1], e.g. 0.85 (got '${raw}')`);
+      }
+      return n;
+    },
+  }),
+  valueFlag({
+    name: 'patience',
+    field: 'patience',
+    metavar: 'N',
+    help: 'validation accuracies in a row at --target-accuracy needed to stop early',
+    parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'model',
+    field: 'model',
+    metavar: 'NAME',
+    help: `model to train: ${MODEL_NAMES.join(', ')}`,
+    parse: choice(MODEL_NAMES),
+  }),
+  valueFlag({
+    name: 'backend',
+    field: 'backend',
+    metavar: 'NAME',
+    help: `TensorFlow.js engine: ${BACKEND_NAMES.join(', ')}; auto tries ${BACKEND_NAMES.filter((b) => b !== 'auto').join(', ')} in that order`,
+    parse: choice(BACKEND_NAMES),
+  }),
+  valueFlag({
+    name: 'train-subset',
+    field: 'trainSubset',
+    metavar: 'N',
+    help: 'train on the first N images of a fixed, seeded shuffle of the training set',
+    defaultText: `all ${TRAIN_IMAGES.toLocaleString('en-US')}`,
+    parse: subset(TRAIN_IMAGES, 'training images'),
+  }),
+  valueFlag({
+    name: 'val-subset',
+    field: 'valSubset',
+    metavar: 'N',
+    help: 'validate on the first N test images',
+    defaultText: `all ${TEST_IMAGES.toLocaleString('en-US')}`,
+    parse: subset(TEST_IMAGES, 'test images'),
+  }),
+  valueFlag({
+    name: 'data-dir',
+    field: 'dataDir',
+    metavar: 'DIR',
+    help: 'folder with the four Fashion-MNIST IDX files',
+    defaultText: 'data/',
+    parse: nonEmpty,
+  }),
+  valueFlag({
+    name: 'seed',
+    field: 'seed',
+    metavar: 'N',
+    help: 'random seed',
+    parse: nonNegativeInt,
+  }),
+  valueFlag({
+    name: 'save',
+    field: 'save',
+    metavar: 'DIR',
+    help: 'save the trained model to DIR in TensorFlow.js format',
+    defaultText: 'do not save',
+    parse: nonEmpty,
+  }),
+  valueFlag({
+    name: 'runs-dir',
+    field: 'runsDir',
+    metavar: 'DIR',
+    help: 'parent folder of the per-run records (DIR/<run-id>/)',
+    parse: nonEmpty,
+  }),
+];
+
+const SWITCHES = [
+  { names: ['-h', '--help'], help: 'show this help and exit' },
+  { names: ['--version'], help: 'show the version and exit' },
+  { names: ['--no-progress'], help: 'hide the in-epoch progress display' },
+] as const;
+
+const KNOWN_FLAGS: readonly string[] = [
+  ...SWITCHES.flatMap((s) => s.names.filter((n) => n.startsWith('--'))),
+  ...VALUE_FLAGS.map((f) => `--${f.name}`),
+];
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** The known flag `flag` was most likely meant to be, if any is close enough. */
+function closestFlag(flag: string): string | undefined {
+  const typed = flag.toLowerCase().replace(/^-+/, '--');
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const known of KNOWN_FLAGS) {
+    const d = editDistance(typed, known);
+    if (d < bestDistance) [best, bestDistance] = [known, d];
+  }
+  const bare = typed.slice(2);
+  if (bestDistance <= Math.max(2, Math.floor(bare.length / 3))) return best;
+  return bare.length >= 2 ? KNOWN_FLAGS.find((k) => k.includes(bare)) : undefined;
+}
+
+function unknownFlag(flag: string): UsageError {
+  const guess = closestFlag(flag);
+  const hint = guess === undefined ? '' : `; did you mean ${guess}?`;
+  return new UsageError(`unknown option ${flag}${hint} (see --help for all options)`);
+}
+
+function isFlagLike(token: string): boolean {
+  return token.startsWith('--') || token === '-h';
+}
+
+/**
+ * Reads the command line (without `node` and the script) into a checked config.
+ * Later values of a repeated flag win. When --help or --version is given,
+ * nothing else is checked and the config is the default.
+ */
+export function parseArgs(argv: string[]): ParsedArgs {
+  let help = false;
+  let version = false;
+  let progress = DEFAULT_CONFIG.progress;
+  const raw = new Map<ValueFlag, string>();
+  let firstError: UsageError | undefined;
+  const fail = (error: UsageError) => {
+    firstError ??= error;
+  };
+
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (!token.startsWith('-') || token === '-' || token === '--') {
+      fail(new UsageError(`unexpected argument '${token}': fashion-mnist takes only options (see --help)`));
+      continue;
+    }
+    const eq = token.indexOf('=');
+    const name = eq === -1 ? token : token.slice(0, eq);
+    const inline = eq === -1 ? undefined : token.slice(eq + 1);
+
+    const isSwitch = SWITCHES.some((s) => (s.names as readonly string[]).includes(name));
+    if (isSwitch) {
+      if (inline !== undefined) {
+        fail(new UsageError(`${name} takes no value (got '${token}')`));
+      } else if (name === '-h' || name === '--help') {
+        help = true;
+      } else if (name === '--version') {
+        version = true;
+      } else {
+        progress = false;
+      }
+      continue;
+    }
+
+    const flag = name.startsWith('--') ? VALUE_FLAGS.find((f) => `--${f.name}` === name) : undefined;
+    if (flag === undefined) {
+      fail(unknownFlag(name));
+      continue;
+    }
+    let value = inline;
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || isFlagLike(next)) {
+        fail(new UsageError(`${name} needs a value, e.g. ${name} ${flag.metavar}`));
+        continue;
+      }
+      value = next;
+      i++;
+    }
+    raw.set(flag, value);
+  }
+
+  if (help || version) return { config: { ...DEFAULT_CONFIG }, help, version };
+  if (firstError !== undefined) throw firstError;
+
+  const config: TrainConfig = { ...DEFAULT_CONFIG, progress };
+  for (const flag of VALUE_FLAGS) {
+    const value = raw.get(flag);
+    if (value !== undefined) flag.apply(config, value);
+  }
+  if (config.nodeId >= config.numNodes) {
+    throw new UsageError(
+      `--node-id must be less than --num-nodes, as nodes count from 0 (got --node-id ${config.nodeId} with --num-nodes ${config.numNodes})`,
+    );
+  }
+  rejectUnimplemented(config);
+  return { config, help, version };
+}
+
+/** Refuses settings whose features have not landed yet, instead of silently ignoring them. */
+export function rejectUnimplemented(config: TrainConfig): void {
+  const notYet = 'data-parallel workers are not implemented yet (coming with the DDP engine)';
+  if (config.numGpus > 1) {
+    throw new UsageError(`--num-gpus ${config.numGpus}: ${notYet}; use --num-gpus 1`);
+  }
+  if (config.numNodes > 1) {
+    throw new UsageError(`--num-nodes ${config.numNodes}: ${notYet}; use --num-nodes 1`);
+  }
+  if (config.warmupEpochs > 0) {
+    throw new UsageError(
+      `--warmup-epochs ${config.warmupEpochs}: learning-rate warmup is not implemented yet (coming with the learning-rate schedules); use --warmup-epochs 0`,
+    );
+  }
+}
+
+const HELP_WIDTH = 80;
+const HELP_COLUMN = 24;
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines.map((l) => l.replaceAll(GLUE, ' '));
+}
+
+function helpEntry(left: string, text: string): string {
+  const [first = '', ...rest] = wrap(text, HELP_WIDTH - HELP_COLUMN);
+  const indent = ' '.repeat(HELP_COLUMN);
+  const head =
+    left.length + 2 < HELP_COLUMN ? `  ${left.padEnd(HELP_COLUMN - 2)}${first}` : `  ${left}\n${indent}${first}`;
+  return [head, ...rest.map((l) => indent + l)].join('\n');
+}
+
+/** The usage screen for --help, argparse style. */
+export function helpText(): string {
+  const [help, version, noProgress] = SWITCHES.map((s) => helpEntry(s.names.join(', '), s.help));
+  const values = VALUE_FLAGS.map((f) => {
+    const defaultText = `(default: ${f.defaultText})`.replaceAll(' ', GLUE);
+    return helpEntry(`--${f.name} ${f.metavar}`, `${f.help} ${defaultText}`);
+  });
+  return [
+    'Usage: fashion-mnist [options]',
+    '',
+    "Train a model on Fashion-MNIST data-parallel, like the course's PyTorch script.",
+    '',
+    'Options:',
+    help,
+    version,
+    ...values,
+    noProgress,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DataError } from '../data/fashion-mnist';
+import { BackendError } from '../backend/select';
+import { MODELS } from '../models';
+import { formatEpochLine } from '../train/metrics';
+import { train, type TrainEvent } from '../train/loop';
+import { helpText, parseArgs, UsageError } from './args';
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Prints events like the course script, with a live progress line on a terminal. */
+function reporter(showProgress: boolean): (event: TrainEvent) => void {
+  let progressShown = false;
+  const clearProgress = () => {
+    if (progressShown) process.stderr.write('\r\x1b[K');
+    progressShown = false;
+  };
+  return (event) => {
+    switch (event.type) {
+      case 'start':
+        console.log(`Engine: ${event.engine}`);
+        console.log(`Trainable parameters: ${event.parameters.toLocaleString('en-US')}`);
+        console.log(`Training images per epoch: ${event.trainImages}, validation images: ${event.valImages}, steps per epoch: ${event.stepsPerEpoch}`);
+        console.log(`Run record: ${event.runDir}`);
+        break;
+      case 'step':
+        if (showProgress) {
+          process.stderr.write(`\r\x1b[Kepoch ${event.epoch}  step ${event.step}/${event.steps}  loss ${event.loss.toFixed(3)}  ${event.imagesPerSec.toFixed(1)} images/s`);
+          progressShown = true;
+        }
+        break;
+      case 'epoch':
+        clearProgress();
+        console.log(formatEpochLine(event.metrics));
+        break;
+      case 'log':
+        clearProgress();
+        console.log(event.message);
+        break;
+    }
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`fashion-mnist: error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    console.log(helpText());
+    return 0;
+  }
+  if (parsed.version) {
+    console.log(version());
+    return 0;
+  }
+  const { config } = parsed;
+  console.log(`Model: ${config.model}: ${MODELS[config.model].summary}`);
+  const showProgress = config.progress && process.stderr.isTTY === true;
+  try {
+    const result = await train(config, { onEvent: reporter(showProgress) });
+    return result.outcome === 'diverged' ? 3 : 0;
+  } catch (e) {
+    if (e instanceof DataError || e instanceof BackendError || e instanceof RangeError) {
+      console.error(`fashion-mnist: error: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.stack ?? e.message : e);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,65 @@
+/** Names of the models in `lib/models`. */
+export const MODEL_NAMES = ['cnn', 'wideresnet-dw', 'wideresnet'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+/** Engines in order of preference; `auto` picks the first that works. */
+export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_NAMES)[number];
+
+/** Everything one training run needs; the command line and notebooks fill it in. */
+export interface TrainConfig {
+  model: ModelName;
+  backend: BackendChoice;
+  /** Passes over the training set (the course's `--epochs`). */
+  epochs: number;
+  /** Images per device per step (the course's `--batch-size`). */
+  batchSize: number;
+  /** Learning rate before any scaling rule (the course's `--base-lr`). */
+  baseLr: number;
+  /** SGD momentum (0 = plain SGD). */
+  momentum: number;
+  /** Devices (worker processes) per node; 1 until the DDP engine lands. */
+  numGpus: number;
+  numNodes: number;
+  nodeId: number;
+  /** Epochs of linear learning-rate warmup; 0 until the schedules land. */
+  warmupEpochs: number;
+  /** Early stop once the last `patience` validation accuracies all reach this. */
+  targetAccuracy: number;
+  patience: number;
+  seed: number;
+  /** Train on the first N shuffled training images only (null = all 60,000). */
+  trainSubset: number | null;
+  /** Validate on the first N test images only (null = all 10,000). */
+  valSubset: number | null;
+  /** Folder with the four IDX files (null = the project's `data/`). */
+  dataDir: string | null;
+  /** Folder to save the trained model in tfjs format (null = do not save). */
+  save: string | null;
+  /** Parent folder of per-run records (`runs/<run-id>/`). */
+  runsDir: string;
+  /** Show in-epoch progress (on a terminal). */
+  progress: boolean;
+}
+
+export const DEFAULT_CONFIG: TrainConfig = {
+  model: 'cnn',
+  backend: 'auto',
+  epochs: 40,
+  batchSize: 32,
+  baseLr: 0.01,
+  momentum: 0.9,
+  numGpus: 1,
+  numNodes: 1,
+  nodeId: 0,
+  warmupEpochs: 0,
+  targetAccuracy: 0.85,
+  patience: 2,
+  seed: 0,
+  trainSubset: null,
+  valSubset: null,
+  dataDir: null,
+  save: null,
+  runsDir: 'runs',
+  progress: true,
+};

@@ -1,0 +1,192 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UsageError, helpText, parseArgs, rejectUnimplemented } from '../lib/cli/args';
+import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
+
+function usageError(argv: string[], ...fragments: string[]): void {
+  assert.throws(
+    () => parseArgs(argv),
+    (error: unknown) => {
+      assert.ok(error instanceof UsageError, `expected a UsageError, got ${String(error)}`);
+      assert.equal(error.name, 'UsageError');
+      for (const f of fragments) assert.ok(error.message.includes(f), `'${error.message}' lacks '${f}'`);
+      return true;
+    },
+    `argv ${JSON.stringify(argv)}`,
+  );
+}
+
+test('no arguments give the default config', () => {
+  assert.deepEqual(parseArgs([]), { config: DEFAULT_CONFIG, help: false, version: false });
+  assert.notEqual(parseArgs([]).config, DEFAULT_CONFIG, 'the default must be copied, not shared');
+});
+
+const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
+  ['--epochs', '3', { epochs: 3 }],
+  ['--batch-size', '64', { batchSize: 64 }],
+  ['--base-lr', '0.05', { baseLr: 0.05 }],
+  ['--momentum', '0', { momentum: 0 }],
+  ['--num-gpus', '1', { numGpus: 1 }],
+  ['--num-nodes', '1', { numNodes: 1 }],
+  ['--node-id', '0', { nodeId: 0 }],
+  ['--warmup-epochs', '0', { warmupEpochs: 0 }],
+  ['--target-accuracy', '0.9', { targetAccuracy: 0.9 }],
+  ['--patience', '5', { patience: 5 }],
+  ['--model', 'wideresnet', { model: 'wideresnet' }],
+  ['--backend', 'wasm', { backend: 'wasm' }],
+  ['--train-subset', '60000', { trainSubset: 60000 }],
+  ['--val-subset', '500', { valSubset: 500 }],
+  ['--data-dir', '/tmp/fm', { dataDir: '/tmp/fm' }],
+  ['--seed', '42', { seed: 42 }],
+  ['--save', 'models/cnn', { save: 'models/cnn' }],
+  ['--runs-dir', 'out/runs', { runsDir: 'out/runs' }],
+];
+
+for (const [flag, value, expected] of EVERY_FLAG) {
+  test(`${flag} is read as '${flag} ${value}' and '${flag}=${value}'`, () => {
+    const want = { ...DEFAULT_CONFIG, ...expected };
+    assert.deepEqual(parseArgs([flag, value]).config, want);
+    assert.deepEqual(parseArgs([`${flag}=${value}`]).config, want);
+  });
+}
+
+test('all flags together', () => {
+  const argv = EVERY_FLAG.flatMap(([flag, value]) => [flag, value]);
+  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false });
+  assert.deepEqual(parseArgs([...argv, '--no-progress']).config, want);
+});
+
+test('--no-progress turns progress off', () => {
+  assert.equal(parseArgs(['--no-progress']).config.progress, false);
+});
+
+test('a repeated flag keeps its last value', () => {
+  assert.equal(parseArgs(['--epochs', '3', '--epochs=7']).config.epochs, 7);
+});
+
+test('numbers may be written in any plain decimal form', () => {
+  assert.equal(parseArgs(['--base-lr', '1e-3']).config.baseLr, 0.001);
+  assert.equal(parseArgs(['--base-lr', '.5']).config.baseLr, 0.5);
+  assert.equal(parseArgs(['--epochs', '1e2']).config.epochs, 100);
+  assert.equal(parseArgs(['--target-accuracy', '1']).config.targetAccuracy, 1);
+  assert.equal(parseArgs(['--target-accuracy', '0']).config.targetAccuracy, 0);
+});
+
+test('positive integer flags reject zero, negatives, fractions and text', () => {
+  for (const flag of ['--epochs', '--batch-size', '--patience', '--train-subset', '--val-subset', '--num-gpus', '--num-nodes']) {
+    for (const bad of ['0', '-1', '3.5', 'abc', '', '1e400', 'NaN', '0x10']) {
+      usageError([`${flag}=${bad}`], flag, 'must be a positive integer', `(got '${bad}')`);
+    }
+  }
+  usageError(['--batch-size', '0'], "--batch-size must be a positive integer (got '0')");
+});
+
+test('non-negative integer flags accept 0 and reject negatives, fractions and text', () => {
+  for (const flag of ['--seed', '--warmup-epochs', '--node-id']) {
+    assert.doesNotThrow(() => parseArgs([flag, '0']));
+    for (const bad of ['-1', '2.5', 'abc', '', '1e400']) {
+      usageError([`${flag}=${bad}`], flag, 'must be a non-negative integer', `(got '${bad}')`);
+    }
+  }
+});
+
+test('--base-lr must be positive and finite', () => {
+  for (const bad of ['0', '-0.1', 'abc', '', '1e400', 'Infinity']) {
+    usageError([`--base-lr=${bad}`], '--base-lr', 'positive finite number', `(got '${bad}')`);
+  }
+});
+
+test('--momentum must lie in [0, 1)', () => {
+  assert.equal(parseArgs(['--momentum', '0.99']).config.momentum, 0.99);
+  for (const bad of ['1', '-0.1', '1.5', 'abc', '']) {
+    usageError([`--momentum=${bad}`], '--momentum', '[0, 1)', `(got '${bad}')`);
+  }
+});
+
+test('--target-accuracy must lie in [0, 1]', () => {
+  for (const bad of ['85', '1.01', '-0.5', 'abc', '']) {
+    usageError([`--target-accuracy=${bad}`], '--target-accuracy', '[0, 1]', `(got '${bad}')`);
+  }
+});
+
+test('--model and --backend list their choices', () => {
+  usageError(['--model', 'resnet'], '--model', 'cnn, wideresnet-dw, wideresnet', "(got 'resnet')");
+  usageError(['--backend', 'webgl'], '--backend', 'auto, tensorflow-gpu, tensorflow, wasm, cpu', "(got 'webgl')");
+  usageError(['--model', 'CNN'], '--model');
+});
+
+test('subsets cannot exceed the dataset', () => {
+  usageError(['--train-subset', '60001'], '--train-subset', 'at most 60000', '60,000 training images');
+  usageError(['--val-subset', '10001'], '--val-subset', 'at most 10000', '10,000 test images');
+  assert.equal(parseArgs(['--val-subset', '10000']).config.valSubset, 10000);
+});
+
+test('path flags reject an empty value', () => {
+  for (const flag of ['--data-dir', '--save', '--runs-dir']) usageError([`${flag}=`], flag, 'non-empty');
+});
+
+test('--node-id must be below --num-nodes', () => {
+  usageError(['--node-id', '1'], '--node-id', '--num-nodes');
+  usageError(['--num-nodes', '2', '--node-id', '2'], '--node-id', '--num-nodes');
+});
+
+test('a flag without its value is an error', () => {
+  usageError(['--epochs'], '--epochs needs a value');
+  usageError(['--epochs', '--batch-size', '8'], '--epochs needs a value');
+  usageError(['--save', '--epochs', '3'], '--save needs a value');
+});
+
+test('a negative number is taken as a value, then rejected by its check', () => {
+  usageError(['--seed', '-1'], '--seed must be a non-negative integer');
+});
+
+test('switches take no value', () => {
+  usageError(['--no-progress=yes'], '--no-progress takes no value');
+  usageError(['--help=1'], '--help takes no value');
+  usageError(['--version=1'], '--version takes no value');
+});
+
+test('unknown flags name the flag and suggest the closest', () => {
+  usageError(['--batchsize', '8'], 'unknown option --batchsize', 'did you mean --batch-size?', '--help');
+  usageError(['--batch_size=8'], '--batch_size', '--batch-size');
+  usageError(['--epoch', '3'], '--epoch', '--epochs');
+  usageError(['--lr', '0.1'], '--lr', '--base-lr');
+  usageError(['-b', '8'], 'unknown option -b', '--help');
+  assert.throws(() => parseArgs(['--zzzzzzzzzzzz']), (e: Error) => !e.message.includes('did you mean'));
+});
+
+test('positional arguments are rejected', () => {
+  usageError(['train'], "unexpected argument 'train'", '--help');
+});
+
+test('data-parallel and warmup settings say they are not implemented yet', () => {
+  usageError(['--num-gpus', '4'], '--num-gpus 4', 'not implemented yet', 'DDP engine', 'use --num-gpus 1');
+  usageError(['--num-nodes', '2', '--node-id', '1'], '--num-nodes 2', 'not implemented yet', 'DDP engine');
+  usageError(['--warmup-epochs', '5'], '--warmup-epochs 5', 'not implemented yet', 'learning-rate schedules');
+  assert.throws(() => rejectUnimplemented({ ...DEFAULT_CONFIG, numGpus: 2 }), UsageError);
+  assert.doesNotThrow(() => rejectUnimplemented(DEFAULT_CONFIG));
+});
+
+test('--help, -h and --version are reported and win over other problems', () => {
+  assert.deepEqual(parseArgs(['--help']), { config: DEFAULT_CONFIG, help: true, version: false });
+  assert.equal(parseArgs(['-h']).help, true);
+  assert.deepEqual(parseArgs(['--version']), { config: DEFAULT_CONFIG, help: false, version: true });
+  assert.equal(parseArgs(['--num-gpus', '8', '--bogus', '--help']).help, true);
+  assert.equal(parseArgs(['--epochs', '0', '--version']).version, true);
+});
+
+test('help text lists every flag with its default', () => {
+  const text = helpText();
+  assert.ok(text.startsWith('Usage: fashion-mnist [options]\n'));
+  assert.match(text, /Train a model on Fashion-MNIST data-parallel, like the course's PyTorch script\./);
+  for (const [flag] of EVERY_FLAG) assert.match(text, new RegExp(`^  ${flag} `, 'm'), flag);
+  for (const flag of ['-h, --help', '--version', '--no-progress']) assert.ok(text.includes(flag), flag);
+  assert.equal((text.match(/\(default: /g) ?? []).length, EVERY_FLAG.length);
+  assert.match(text, /default: 40\)/);
+  assert.match(text, /default: 0\.01\)/);
+  const flat = text.replace(/\s+/g, ' ');
+  assert.ok(text.includes('num-gpus x batch-size'));
+  assert.ok(flat.includes('first N images of a fixed, seeded shuffle'));
+  assert.ok(flat.includes('auto tries tensorflow-gpu, tensorflow, wasm, cpu in that order'));
+  for (const line of text.split('\n')) assert.ok(line.length <= 80, `line too long: ${line}`);
+});
