@@ -16,6 +16,7 @@ function version(): string {
 /** Prints events like the course script, with a live progress line on a terminal. */
 function reporter(showProgress: boolean): (event: TrainEvent) => void {
   let progressShown = false;
+  let lastDrawn = 0;
   const clearProgress = () => {
     if (progressShown) process.stderr.write('\r\x1b[K');
     progressShown = false;
@@ -29,7 +30,8 @@ function reporter(showProgress: boolean): (event: TrainEvent) => void {
         console.log(`Run record: ${event.runDir}`);
         break;
       case 'step':
-        if (showProgress) {
+        if (showProgress && (event.step === event.steps || performance.now() - lastDrawn > 100)) {
+          lastDrawn = performance.now();
           process.stderr.write(`\r\x1b[Kepoch ${event.epoch}  step ${event.step}/${event.steps}  loss ${event.loss.toFixed(3)}  ${event.imagesPerSec.toFixed(1)} images/s`);
           progressShown = true;
         }

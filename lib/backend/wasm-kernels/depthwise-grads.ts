@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { dispose, heapF32, reshapeInfo, runKernel } from './heap';
+import { simdDepthwiseFilterGrad } from './simd-depthwise';
 
 type TensorInfo = tf.TensorInfo;
 const { backend_util } = tf;
@@ -55,6 +56,8 @@ function depthwiseBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo
   const { strides, dilations, pad, dimRoundingMode, filterShape } = attrs as unknown as DepthwiseAttrs & { filterShape: [number, number, number, number] };
   const info = backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number], filterShape, strides, dilations, pad as never, dimRoundingMode, true);
+  const fast = simdDepthwiseFilterGrad(backend, x, dy, info, filterShape);
+  if (fast != null) return fast;
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
   const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const { top, left } = info.padInfo;

@@ -1,0 +1,218 @@
+/**
+ * A small WebAssembly assembler: enough to write SIMD loops as function
+ * bodies and to encode a module that imports its memory (the wasm backend's
+ * heap), so the loops run directly on tensor data.
+ */
+
+export type ValType = 'i32' | 'f32' | 'f64' | 'v128';
+
+const TYPE_CODE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, f64: 0x7c, v128: 0x7b };
+
+/** Binary size of each access, as log2 of bytes: the alignment hint. */
+const ALIGN = { i32: 2, f32: 2, f64: 3, v128: 4 } as const;
+
+function unsignedLeb(value: number, out: number[]): void {
+  let v = value >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+}
+
+function signedLeb(value: number, out: number[]): void {
+  let v = value | 0;
+  for (;;) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    const done = (v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return;
+  }
+}
+
+function encodeString(s: string, out: number[]): void {
+  const bytes = Buffer.from(s, 'utf8');
+  unsignedLeb(bytes.length, out);
+  out.push(...bytes);
+}
+
+/** SIMD instructions (0xfd prefix) this project uses, by their spec names. */
+const SIMD = {
+  'v128.load': 0x00, 'v128.load32_splat': 0x09, 'v128.store': 0x0b, 'f32x4.splat': 0x13, 'f64x2.splat': 0x14,
+  'f32x4.extract_lane': 0x1f, 'f64x2.extract_lane': 0x21,
+  'f32x4.eq': 0x41, 'f32x4.gt': 0x44, 'f32x4.ge': 0x46,
+  'v128.and': 0x4e, 'v128.bitselect': 0x52,
+  'f32x4.demote_f64x2_zero': 0x5e, 'f64x2.promote_low_f32x4': 0x5f,
+  'f32x4.add': 0xe4, 'f32x4.sub': 0xe5, 'f32x4.mul': 0xe6, 'f32x4.max': 0xe9,
+  'f64x2.add': 0xf0, 'f64x2.sub': 0xf1, 'f64x2.mul': 0xf2,
+} as const;
+export type SimdOp = keyof typeof SIMD;
+
+/** A loop bound: a local's value or a constant. */
+export type Bound = { local: number } | { value: number };
+
+/**
+ * One function: parameters are locals 0..n-1, `local` adds more. The methods
+ * append instructions and return `this`, so a body reads as a stack program.
+ */
+export class FunctionBuilder {
+  private readonly code: number[] = [];
+  private readonly locals: ValType[] = [];
+  private scratch: number | null = null;
+
+  constructor(readonly name: string, readonly params: ValType[], readonly results: ValType[] = []) {}
+
+  local(type: ValType): number {
+    this.locals.push(type);
+    return this.params.length + this.locals.length - 1;
+  }
+
+  get(index: number): this { return this.op(0x20).u32(index); }
+  set(index: number): this { return this.op(0x21).u32(index); }
+  tee(index: number): this { return this.op(0x22).u32(index); }
+  i32(value: number): this { this.code.push(0x41); signedLeb(value, this.code); return this; }
+  f32(value: number): this {
+    this.code.push(0x43, ...new Uint8Array(new Float32Array([value]).buffer));
+    return this;
+  }
+
+  /** local[index] += delta (an i32 constant). */
+  addTo(index: number, delta: number): this { return this.get(index).i32(delta).op(0x6a).set(index); }
+  i32Add(): this { return this.op(0x6a); }
+  i32Mul(): this { return this.op(0x6c); }
+  i32LtU(): this { return this.op(0x49); }
+  f32Add(): this { return this.op(0x92); }
+  f64Add(): this { return this.op(0xa0); }
+
+  load(type: ValType, offset = 0): this {
+    if (type === 'v128') return this.simd('v128.load').memarg(ALIGN.v128, offset);
+    const opcode = { i32: 0x28, f32: 0x2a, f64: 0x2b }[type];
+    return this.op(opcode).memarg(ALIGN[type], offset);
+  }
+  store(type: ValType, offset = 0): this {
+    if (type === 'v128') return this.simd('v128.store').memarg(ALIGN.v128, offset);
+    const opcode = { i32: 0x36, f32: 0x38, f64: 0x39 }[type];
+    return this.op(opcode).memarg(ALIGN[type], offset);
+  }
+  /** Loads one f32 and splats it to four lanes. */
+  loadSplat(offset = 0): this { return this.simd('v128.load32_splat').memarg(ALIGN.f32, offset); }
+
+  simd(op: SimdOp, lane?: number): this {
+    this.code.push(0xfd);
+    unsignedLeb(SIMD[op], this.code);
+    if (lane != null) this.code.push(lane);
+    return this;
+  }
+  v128Zero(): this {
+    this.code.push(0xfd, 0x0c, ...new Array<number>(16).fill(0));
+    return this;
+  }
+  /** i8x16.shuffle of the two v128 on the stack, lanes given as 16 byte indices (0-31). */
+  shuffle(lanes: number[]): this {
+    this.code.push(0xfd, 0x0d, ...lanes);
+    return this;
+  }
+  /** The upper two f32 lanes moved down, then widened: f64x2 of lanes 2 and 3. */
+  promoteHigh(): this {
+    return this.tee(this.scratchV128()).get(this.scratchV128())
+      .shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]).simd('f64x2.promote_low_f32x4');
+  }
+
+  /**
+   * A do-while loop: `body` runs, then local `counter` advances by `step` and
+   * the loop repeats while counter < end (unsigned). Runs at least once.
+   */
+  doWhile(counter: number, step: number, end: Bound, body: () => void): this {
+    this.op(0x03, 0x40);
+    body();
+    this.get(counter).i32(step).i32Add().tee(counter);
+    if ('local' in end) this.get(end.local);
+    else this.i32(end.value);
+    this.i32LtU().op(0x0d).u32(0);
+    return this.op(0x0b);
+  }
+
+  /** Runs `body` only if the i32 on the stack is non-zero. */
+  ifTrue(body: () => void): this {
+    this.op(0x04, 0x40);
+    body();
+    return this.op(0x0b);
+  }
+
+  /** The code section entry: locals then body. */
+  encode(): number[] {
+    const out: number[] = [];
+    const groups: [number, ValType][] = [];
+    for (const t of this.locals) {
+      const last = groups[groups.length - 1];
+      if (last != null && last[1] === t) last[0]++;
+      else groups.push([1, t]);
+    }
+    unsignedLeb(groups.length, out);
+    for (const [count, t] of groups) {
+      unsignedLeb(count, out);
+      out.push(TYPE_CODE[t]);
+    }
+    out.push(...this.code, 0x0b);
+    const sized: number[] = [];
+    unsignedLeb(out.length, sized);
+    return sized.concat(out);
+  }
+
+  private scratchV128(): number {
+    if (this.scratch == null) this.scratch = this.local('v128');
+    return this.scratch;
+  }
+  private op(...bytes: number[]): this {
+    this.code.push(...bytes);
+    return this;
+  }
+  private u32(value: number): this {
+    unsignedLeb(value, this.code);
+    return this;
+  }
+  private memarg(align: number, offset: number): this {
+    this.code.push(align);
+    unsignedLeb(offset, this.code);
+    return this;
+  }
+}
+
+function section(id: number, items: number[][], out: number[]): void {
+  const body: number[] = [];
+  unsignedLeb(items.length, body);
+  for (const item of items) body.push(...item);
+  out.push(id);
+  unsignedLeb(body.length, out);
+  out.push(...body);
+}
+
+/** A module that imports env.memory and exports each function under its name. */
+export function encodeModule(functions: FunctionBuilder[]): Uint8Array {
+  const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  section(1, functions.map((f) => {
+    const t = [0x60];
+    unsignedLeb(f.params.length, t);
+    t.push(...f.params.map((p) => TYPE_CODE[p]));
+    unsignedLeb(f.results.length, t);
+    t.push(...f.results.map((r) => TYPE_CODE[r]));
+    return t;
+  }), out);
+  const memoryImport: number[] = [];
+  encodeString('env', memoryImport);
+  encodeString('memory', memoryImport);
+  memoryImport.push(0x02, 0x00, 0x00);
+  section(2, [memoryImport], out);
+  section(3, functions.map((_, i) => { const t: number[] = []; unsignedLeb(i, t); return t; }), out);
+  section(7, functions.map((f, i) => {
+    const e: number[] = [];
+    encodeString(f.name, e);
+    e.push(0x00);
+    unsignedLeb(i, e);
+    return e;
+  }), out);
+  section(10, functions.map((f) => f.encode()), out);
+  return new Uint8Array(out);
+}
