@@ -26,9 +26,13 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--batch-size', '64', { batchSize: 64 }],
   ['--base-lr', '0.05', { baseLr: 0.05 }],
   ['--momentum', '0', { momentum: 0 }],
-  ['--num-gpus', '1', { numGpus: 1 }],
-  ['--num-nodes', '1', { numNodes: 1 }],
-  ['--node-id', '0', { nodeId: 0 }],
+  ['--num-gpus', '4', { numGpus: 4 }],
+  ['--num-nodes', '2', { numNodes: 2 }],
+  ['--node-id', '1', { nodeId: 1 }],
+  ['--master-addr', '10.0.0.5', { masterAddr: '10.0.0.5' }],
+  ['--micro-batch', '16', { microBatch: 16 }],
+  ['--dropout', '0', { dropout: 0 }],
+  ['--master-port', '29501', { masterPort: 29501 }],
   ['--warmup-epochs', '0', { warmupEpochs: 0 }],
   ['--target-accuracy', '0.9', { targetAccuracy: 0.9 }],
   ['--patience', '5', { patience: 5 }],
@@ -44,16 +48,22 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
 
 for (const [flag, value, expected] of EVERY_FLAG) {
   test(`${flag} is read as '${flag} ${value}' and '${flag}=${value}'`, () => {
-    const want = { ...DEFAULT_CONFIG, ...expected };
-    assert.deepEqual(parseArgs([flag, value]).config, want);
-    assert.deepEqual(parseArgs([`${flag}=${value}`]).config, want);
+    const context = flag === '--node-id' ? ['--num-nodes', '2'] : [];
+    const want = { ...DEFAULT_CONFIG, ...expected, ...(flag === '--node-id' ? { numNodes: 2 } : {}) };
+    assert.deepEqual(parseArgs([...context, flag, value]).config, want);
+    assert.deepEqual(parseArgs([...context, `${flag}=${value}`]).config, want);
   });
 }
 
 test('all flags together', () => {
   const argv = EVERY_FLAG.flatMap(([flag, value]) => [flag, value]);
-  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false });
-  assert.deepEqual(parseArgs([...argv, '--no-progress']).config, want);
+  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false, syncBn: true, oversubscribe: true });
+  assert.deepEqual(parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe']).config, want);
+});
+
+test('--master-port must be a TCP port', () => {
+  usageError(['--master-port', '70000'], '--master-port', '65535');
+  usageError(['--master-port', '0'], '--master-port');
 });
 
 test('--no-progress turns progress off', () => {
@@ -159,12 +169,10 @@ test('positional arguments are rejected', () => {
   usageError(['train'], "unexpected argument 'train'", '--help');
 });
 
-test('data-parallel and warmup settings say they are not implemented yet', () => {
-  usageError(['--num-gpus', '4'], '--num-gpus 4', 'not implemented yet', 'DDP engine', 'use --num-gpus 1');
-  usageError(['--num-nodes', '2', '--node-id', '1'], '--num-nodes 2', 'not implemented yet', 'DDP engine');
+test('warmup says it is not implemented yet', () => {
   usageError(['--warmup-epochs', '5'], '--warmup-epochs 5', 'not implemented yet', 'learning-rate schedules');
-  assert.throws(() => rejectUnimplemented({ ...DEFAULT_CONFIG, numGpus: 2 }), UsageError);
-  assert.doesNotThrow(() => rejectUnimplemented(DEFAULT_CONFIG));
+  assert.throws(() => rejectUnimplemented({ ...DEFAULT_CONFIG, warmupEpochs: 2 }), UsageError);
+  assert.doesNotThrow(() => rejectUnimplemented({ ...DEFAULT_CONFIG, numGpus: 4, numNodes: 2, nodeId: 1 }));
 });
 
 test('--help, -h and --version are reported and win over other problems', () => {

@@ -9,7 +9,7 @@ import { gatherBatch, loadFashionMnist } from '../lib/data/fashion-mnist';
 import { buildModel } from '../lib/models';
 import { Sgd } from '../lib/optim/sgd';
 import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
-import { train } from '../lib/train/loop';
+import { train } from '../lib/train/train';
 import { readRun } from '../lib/train/run-record';
 import { Trainer } from '../lib/train/trainer';
 
@@ -49,6 +49,7 @@ describe('single-worker training on the real data (wasm engine)', () => {
   it('gives identical weights for the same seed and different ones for another seed', async () => {
     const weightsAfter = async (seed: number) => {
       const result = await train(config({ epochs: 1, trainSubset: 320, valSubset: 100, seed }));
+      assert.ok(result.model != null);
       return result.model.getWeights().map((w) => Array.from(w.dataSync()));
     };
     const a = await weightsAfter(1);

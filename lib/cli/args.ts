@@ -149,14 +149,14 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     name: 'num-gpus',
     field: 'numGpus',
     metavar: 'N',
-    help: 'devices (worker processes) per node; only 1 until the DDP engine lands',
+    help: 'devices per node, one worker process each (a GPU with tfjs-node-gpu, else a CPU core)',
     parse: positiveInt,
   }),
   valueFlag({
     name: 'num-nodes',
     field: 'numNodes',
     metavar: 'N',
-    help: 'machines taking part; only 1 until the DDP engine lands',
+    help: 'machines taking part; start the command on each with its --node-id and the same --master-addr',
     parse: positiveInt,
   }),
   valueFlag({
@@ -247,6 +247,45 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     parse: nonEmpty,
   }),
   valueFlag({
+    name: 'dropout',
+    field: 'dropout',
+    metavar: 'RATE',
+    help: "dropout rate inside the WideResNets' blocks",
+    parse: (raw, flag) => {
+      const n = toNumber(raw);
+      if (!(n >= 0 && n < 1)) throw new UsageError(`${flag} must be a rate in [0, 1) (got '${raw}')`);
+      return n;
+    },
+  }),
+  valueFlag({
+    name: 'micro-batch',
+    field: 'microBatch',
+    metavar: 'N',
+    help: 'split each step into passes of at most N images and sum their gradients',
+    defaultText: "what fits the engine's memory",
+    parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'master-addr',
+    field: 'masterAddr',
+    metavar: 'HOST',
+    help: "rank 0's address, where the workers meet (like torchrun's MASTER_ADDR)",
+    defaultText: '127.0.0.1',
+    parse: nonEmpty,
+  }),
+  valueFlag({
+    name: 'master-port',
+    field: 'masterPort',
+    metavar: 'PORT',
+    help: "rank 0's rendezvous port",
+    defaultText: 'a free port on one node, 29500 across nodes',
+    parse: (raw, flag) => {
+      const n = positiveInt(raw, flag);
+      if (n > 65535) throw new UsageError(`${flag} must be a TCP port, 1 to 65535 (got '${raw}')`);
+      return n;
+    },
+  }),
+  valueFlag({
     name: 'runs-dir',
     field: 'runsDir',
     metavar: 'DIR',
@@ -259,6 +298,8 @@ const SWITCHES = [
   { names: ['-h', '--help'], help: 'show this help and exit' },
   { names: ['--version'], help: 'show the version and exit' },
   { names: ['--no-progress'], help: 'hide the in-epoch progress display' },
+  { names: ['--sync-bn'], help: "average BatchNorm's batch statistics across workers (PyTorch's SyncBatchNorm)" },
+  { names: ['--oversubscribe'], help: 'allow more workers than devices (teaching only: they share cores, so the speed-up is not real)' },
 ] as const;
 
 const KNOWN_FLAGS: readonly string[] = [
@@ -311,7 +352,7 @@ function isFlagLike(token: string): boolean {
 export function parseArgs(argv: string[]): ParsedArgs {
   let help = false;
   let version = false;
-  let progress = DEFAULT_CONFIG.progress;
+  const switches = { progress: DEFAULT_CONFIG.progress, syncBn: DEFAULT_CONFIG.syncBn, oversubscribe: DEFAULT_CONFIG.oversubscribe };
   const raw = new Map<ValueFlag, string>();
   let firstError: UsageError | undefined;
   const fail = (error: UsageError) => {
@@ -336,8 +377,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
         help = true;
       } else if (name === '--version') {
         version = true;
+      } else if (name === '--no-progress') {
+        switches.progress = false;
+      } else if (name === '--sync-bn') {
+        switches.syncBn = true;
       } else {
-        progress = false;
+        switches.oversubscribe = true;
       }
       continue;
     }
@@ -363,7 +408,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   if (help || version) return { config: { ...DEFAULT_CONFIG }, help, version };
   if (firstError !== undefined) throw firstError;
 
-  const config: TrainConfig = { ...DEFAULT_CONFIG, progress };
+  const config: TrainConfig = { ...DEFAULT_CONFIG, ...switches };
   for (const flag of VALUE_FLAGS) {
     const value = raw.get(flag);
     if (value !== undefined) flag.apply(config, value);
@@ -379,13 +424,6 @@ export function parseArgs(argv: string[]): ParsedArgs {
 
 /** Refuses settings whose features have not landed yet, instead of silently ignoring them. */
 export function rejectUnimplemented(config: TrainConfig): void {
-  const notYet = 'data-parallel workers are not implemented yet (coming with the DDP engine)';
-  if (config.numGpus > 1) {
-    throw new UsageError(`--num-gpus ${config.numGpus}: ${notYet}; use --num-gpus 1`);
-  }
-  if (config.numNodes > 1) {
-    throw new UsageError(`--num-nodes ${config.numNodes}: ${notYet}; use --num-nodes 1`);
-  }
   if (config.warmupEpochs > 0) {
     throw new UsageError(
       `--warmup-epochs ${config.warmupEpochs}: learning-rate warmup is not implemented yet (coming with the learning-rate schedules); use --warmup-epochs 0`,
@@ -421,7 +459,7 @@ function helpEntry(left: string, text: string): string {
 
 /** The usage screen for --help, argparse style. */
 export function helpText(): string {
-  const [help, version, noProgress] = SWITCHES.map((s) => helpEntry(s.names.join(', '), s.help));
+  const [help, version, ...otherSwitches] = SWITCHES.map((s) => helpEntry(s.names.join(', '), s.help));
   const values = VALUE_FLAGS.map((f) => {
     const defaultText = `(default: ${f.defaultText})`.replaceAll(' ', GLUE);
     return helpEntry(`--${f.name} ${f.metavar}`, `${f.help} ${defaultText}`);
@@ -435,7 +473,7 @@ export function helpText(): string {
     help,
     version,
     ...values,
-    noProgress,
+    ...otherSwitches,
     '',
   ].join('\n');
 }

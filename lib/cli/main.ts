@@ -5,8 +5,15 @@ import { DataError } from '../data/fashion-mnist';
 import { BackendError } from '../backend/select';
 import { MODELS } from '../models';
 import { formatEpochLine } from '../train/metrics';
-import { train, type TrainEvent } from '../train/loop';
+import { train, type TrainEvent } from '../train/train';
 import { helpText, parseArgs, UsageError } from './args';
+import { CommError } from '../ddp/communicator';
+import { LaunchError, WorkerError } from '../ddp/launch';
+import { RendezvousError } from '../ddp/rendezvous';
+import { WorldError } from '../ddp/world';
+
+/** Failures with a message written for the user: no stack trace needed. */
+const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError];
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -74,7 +81,11 @@ async function main(argv: string[]): Promise<number> {
     const result = await train(config, { onEvent: reporter(showProgress) });
     return result.outcome === 'diverged' ? 3 : 0;
   } catch (e) {
-    if (e instanceof DataError || e instanceof BackendError || e instanceof RangeError) {
+    if (e instanceof WorkerError && e.rank === -1) {
+      console.error(`fashion-mnist: ${e.message}`);
+      return 130;
+    }
+    if (e instanceof Error && KNOWN_ERRORS.some((kind) => e instanceof kind)) {
       console.error(`fashion-mnist: error: ${e.message}`);
       return 1;
     }

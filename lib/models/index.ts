@@ -28,12 +28,18 @@ export const MODELS: Record<ModelName, ModelSpec> = {
   },
 };
 
+export interface ModelOptions {
+  /** Dropout rate inside the WideResNet blocks (the course's 0.01). */
+  dropout?: number;
+}
+
 /** Builds a model with PyTorch-style initial weights drawn from `seed`. */
-export function buildModel(name: ModelName, seed: number): tf.LayersModel {
+export function buildModel(name: ModelName, seed: number, options: ModelOptions = {}): tf.LayersModel {
+  const dropout = options.dropout ?? 0.01;
   switch (name) {
     case 'cnn': return buildCnn(seed);
-    case 'wideresnet-dw': return buildWideResNet(seed, true);
-    case 'wideresnet': return buildWideResNet(seed, false);
+    case 'wideresnet-dw': return buildWideResNet(seed, true, dropout);
+    case 'wideresnet': return buildWideResNet(seed, false, dropout);
   }
 }
 

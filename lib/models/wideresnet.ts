@@ -13,12 +13,12 @@ const WIDTHS = [1, 16, 160, 320, 640] as const;
  * cbr(1,16), blocks 16->160, 160->160, max-pool 2, 160->320, 320->320,
  * max-pool 2, 320->640, 640->640, average-pool 7, linear 640->10.
  * cbr(in, out) = 3x3 'same' conv without bias, BatchNorm, ReLU.
- * block(in, out) = cbr(in, out), dropout 0.01, cbr(out, out), plus the input
+ * block(in, out) = cbr(in, out), dropout (0.01), cbr(out, out), plus the input
  * (through a 1x1 conv with bias when the width changes).
  * `depthwise` groups each 3x3 conv by input channel (PyTorch groups = in),
  * which tfjs writes as a depthwise conv with channel multiplier out/in.
  */
-export function buildWideResNet(seed: number, depthwise: boolean): tf.LayersModel {
+export function buildWideResNet(seed: number, depthwise: boolean, dropout: number): tf.LayersModel {
   const init = new SeededInit(seed);
   let layerIndex = 0;
   const nextName = (kind: string) => `${kind}${++layerIndex}`;
@@ -42,7 +42,7 @@ export function buildWideResNet(seed: number, depthwise: boolean): tf.LayersMode
   };
   const block = (x: Sym, inC: number, outC: number): Sym => {
     let main = cbr(x, inC, outC);
-    main = new SeededDropout(init.seed(), { name: nextName('dropout'), rate: 0.01 }).apply(main) as Sym;
+    main = new SeededDropout(init.seed(), { name: nextName('dropout'), rate: dropout }).apply(main) as Sym;
     main = cbr(main, outC, outC);
     const skip = inC === outC ? x : tf.layers.conv2d({
       name: nextName('skip'), filters: outC, kernelSize: 1, useBias: true,

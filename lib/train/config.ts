@@ -40,6 +40,17 @@ export interface TrainConfig {
   runsDir: string;
   /** Show in-epoch progress (on a terminal). */
   progress: boolean;
+  /** Allow more workers than devices (teaching only: they compete for the same cores). */
+  oversubscribe: boolean;
+  /** Rank 0's rendezvous address and port (null: 127.0.0.1 and a free port on one node, 29500 across nodes). */
+  masterAddr: string | null;
+  masterPort: number | null;
+  /** Largest batch one forward/backward pass takes (null: what fits the engine's memory). */
+  microBatch: number | null;
+  /** Dropout rate in the WideResNets' blocks (the course uses 0.01). */
+  dropout: number;
+  /** Average BatchNorm statistics across workers (PyTorch's SyncBatchNorm). */
+  syncBn: boolean;
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -62,4 +73,10 @@ export const DEFAULT_CONFIG: TrainConfig = {
   save: null,
   runsDir: 'runs',
   progress: true,
+  oversubscribe: false,
+  masterAddr: null,
+  masterPort: null,
+  syncBn: false,
+  dropout: 0.01,
+  microBatch: null,
 };

@@ -1,9 +1,15 @@
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../backend/select';
 import { gatherBatch, loadFashionMnist, type Split } from '../data/fashion-mnist';
+import type { Communicator } from '../ddp/communicator';
+import { flatten, unflatten } from '../ddp/flat';
+import type { World } from '../ddp/world';
 import { activationFloatsPerImage, buildModel, countTrainableParameters } from '../models';
+import { setBatchNormSync } from '../models/batch-norm';
 import { Sgd } from '../optim/sgd';
 import type { TrainConfig } from './config';
+import type { Outcome, TrainEvent, TrainResult } from './events';
 import { maxMicroBatch } from './memory';
 import { type EpochMetrics, shouldStopEarly } from './metrics';
 import { permutation } from './random';
@@ -11,49 +17,6 @@ import { RunRecord } from './run-record';
 import { saveModel } from './save';
 import { shardBatches, stepsPerEpoch } from './sampler';
 import { Trainer } from './trainer';
-
-export interface StartEvent {
-  type: 'start';
-  runId: string;
-  runDir: string;
-  engine: string;
-  parameters: number;
-  trainImages: number;
-  valImages: number;
-  stepsPerEpoch: number;
-  microBatch: number;
-}
-export interface StepEvent {
-  type: 'step';
-  epoch: number;
-  step: number;
-  steps: number;
-  loss: number;
-  imagesPerSec: number;
-}
-export interface EpochEvent {
-  type: 'epoch';
-  metrics: EpochMetrics;
-}
-export interface LogEvent {
-  type: 'log';
-  message: string;
-}
-export type TrainEvent = StartEvent | StepEvent | EpochEvent | LogEvent;
-
-export interface TrainResult {
-  runId: string;
-  runDir: string;
-  epochs: EpochMetrics[];
-  outcome: 'completed' | 'early-stop' | 'diverged';
-  /** Where the loss stopped being finite, when it did. */
-  diverged: { epoch: number; step: number } | null;
-  model: tf.LayersModel;
-}
-
-export interface TrainHooks {
-  onEvent?: (event: TrainEvent) => void;
-}
 
 /** Training-set positions used by a run: all, or the first N of a fixed seeded shuffle. */
 function trainIndices(split: Split, subset: number | null, seed: number): Int32Array {
@@ -66,34 +29,100 @@ function learningRate(config: TrainConfig): number {
   return config.baseLr;
 }
 
+/** Makes every rank start from rank 0's weights (trainable and BatchNorm statistics). */
+function broadcastWeights(model: tf.LayersModel, comm: Communicator): void {
+  if (comm.size === 1) return;
+  const weights = model.getWeights();
+  const flat = flatten(weights);
+  comm.broadcast(flat, 0);
+  const synced = unflatten(flat, weights.map((w) => w.shape));
+  model.setWeights(synced);
+  tf.dispose(synced);
+}
+
 /**
- * Trains one model on one worker with the course script's semantics: SGD
- * with momentum, per-epoch validation, early stop at the target accuracy.
+ * Copies rank 0's BatchNorm running statistics to every rank (PyTorch's DDP
+ * broadcasts these buffers from rank 0 too), so that all ranks validate and
+ * save the same model.
  */
-export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const emit = hooks.onEvent ?? (() => undefined);
+function broadcastBuffers(model: tf.LayersModel, comm: Communicator): void {
+  if (comm.size === 1 || model.nonTrainableWeights.length === 0) return;
+  const values = model.nonTrainableWeights.map((w) => w.read());
+  const flat = flatten(values);
+  comm.broadcast(flat, 0);
+  const synced = unflatten(flat, values.map((v) => v.shape));
+  model.nonTrainableWeights.forEach((w, i) => w.write(synced[i]));
+  tf.dispose(synced);
+}
+
+/** SHA-256 of tensors' bytes: equal fingerprints on all ranks mean identical replicas. */
+function fingerprint(tensors: tf.Tensor[]): string {
+  const hash = createHash('sha256');
+  for (const t of tensors) hash.update(new Uint8Array((t.dataSync() as Float32Array).slice().buffer));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** Gradients averaged over all ranks, and the mean loss, from one all-reduce of one flat bucket. */
+function averageGradients(grads: tf.Tensor[], loss: number, comm: Communicator): { grads: tf.Tensor[]; loss: number } {
+  if (comm.size === 1) return { grads, loss };
+  const bucket = flatten(grads, 1);
+  bucket[bucket.length - 1] = loss;
+  comm.allReduce(bucket);
+  const scale = 1 / comm.size;
+  for (let i = 0; i < bucket.length; i++) bucket[i] *= scale;
+  const averaged = unflatten(bucket.subarray(0, bucket.length - 1), grads.map((g) => g.shape));
+  tf.dispose(grads);
+  return { grads: averaged, loss: bucket[bucket.length - 1] };
+}
+
+/** Loss and accuracy over the validation set, each rank taking every N-th image. */
+function validate(trainer: Trainer, split: Split, count: number, comm: Communicator): { loss: number; accuracy: number } {
+  const mine = Int32Array.from({ length: Math.ceil((count - comm.rank) / comm.size) }, (_, i) => comm.rank + i * comm.size);
+  const batch = gatherBatch(split, mine);
+  const local = mine.length > 0 ? trainer.evaluate(batch.images, batch.labels) : { loss: 0, accuracy: 0 };
+  const sums = Float32Array.from([local.loss * mine.length, local.accuracy * mine.length, mine.length]);
+  comm.allReduce(sums);
+  return { loss: sums[0] / sums[2], accuracy: sums[1] / sums[2] };
+}
+
+/** Lets the event loop run (IPC to the launcher, progress display) between steps. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Trains as one rank of `world` (or alone) with the course script's
+ * semantics: each rank its shard, gradients averaged every step, the same SGD
+ * update everywhere, validation after every epoch, early stop at the target.
+ * Rank 0 keeps the run record and saves the model.
+ */
+export async function trainRank(
+  config: TrainConfig, world: World, comm: Communicator, emit: (event: TrainEvent) => void,
+): Promise<TrainResult> {
   const data = loadFashionMnist({ dataDir: config.dataDir });
   const engine = await initEngine(config.backend);
-  const model = buildModel(config.model, config.seed);
+  const model = buildModel(config.model, config.seed, { dropout: config.dropout });
+  setBatchNormSync(config.syncBn ? comm : null);
+  broadcastWeights(model, comm);
   const parameters = countTrainableParameters(model);
-  const microBatch = Math.min(config.batchSize, maxMicroBatch(engine.name, activationFloatsPerImage(model)));
+  const microBatch = Math.min(config.batchSize, config.microBatch ?? maxMicroBatch(engine.name, activationFloatsPerImage(model)));
   const trainer = new Trainer(model, new Sgd({ momentum: config.momentum }), microBatch);
+  const leader = world.rank === 0;
 
   const indices = trainIndices(data.train, config.trainSubset, config.seed);
   const valCount = Math.min(config.valSubset ?? data.test.count, data.test.count);
-  const val = gatherBatch(data.test, Int32Array.from({ length: valCount }, (_, i) => i));
-  const steps = stepsPerEpoch(indices.length, 1, config.batchSize);
+  const steps = stepsPerEpoch(indices.length, world.worldSize, config.batchSize);
   if (steps === 0) {
-    throw new RangeError(`--batch-size ${config.batchSize} is larger than the ${indices.length} training images: lower --batch-size or raise --train-subset`);
+    throw new RangeError(`a global batch of ${world.worldSize} x ${config.batchSize} images is larger than the ` +
+      `${indices.length} training images: lower --batch-size or raise --train-subset`);
   }
-  const record = new RunRecord(config.runsDir, {
-    config, engine: engine.description, parameters, stepsPerEpoch: steps, microBatch,
-  });
+  const globalBatch = world.worldSize * config.batchSize;
+  const record = leader
+    ? new RunRecord(config.runsDir, { config, engine: engine.description, parameters, stepsPerEpoch: steps, microBatch, worldSize: world.worldSize })
+    : null;
   emit({
-    type: 'start', runId: record.id, runDir: record.dir, engine: engine.description, parameters,
-    trainImages: steps * config.batchSize, valImages: valCount, stepsPerEpoch: steps, microBatch,
+    type: 'start', runId: record?.id ?? '', runDir: record?.dir ?? '', engine: engine.description, parameters,
+    worldSize: world.worldSize, trainImages: steps * globalBatch, valImages: valCount, stepsPerEpoch: steps, microBatch,
   });
-  if (microBatch < config.batchSize) {
+  if (microBatch < config.batchSize && config.microBatch == null) {
     emit({
       type: 'log',
       message: `a batch of ${config.batchSize} does not fit the ${engine.name} engine's memory at once: each step runs ` +
@@ -104,22 +133,28 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   const epochs: EpochMetrics[] = [];
   let cumulativeTime = 0;
-  let outcome: TrainResult['outcome'] = 'completed';
+  let outcome: Outcome = 'completed';
   let diverged: TrainResult['diverged'] = null;
   const batchBuffers = { images: new Float32Array(config.batchSize * 784), labels: new Int32Array(config.batchSize) };
   const datasetIndices = new Int32Array(config.batchSize);
   try {
     for (let epoch = 1; epoch <= config.epochs && outcome === 'completed'; epoch++) {
       const batches = shardBatches({
-        datasetSize: indices.length, numReplicas: 1, rank: 0, batchSize: config.batchSize, seed: config.seed, epoch,
+        datasetSize: indices.length, numReplicas: world.worldSize, rank: world.rank, batchSize: config.batchSize, seed: config.seed, epoch,
       });
       const lr = learningRate(config);
+      comm.barrier();
       const started = performance.now();
+      const commAtStart = comm.seconds;
+      let computeSeconds = 0;
       let lossSum = 0;
       for (let step = 0; step < batches.length; step++) {
+        const computeStart = performance.now();
         batches[step].forEach((pos, i) => { datasetIndices[i] = indices[pos]; });
         const batch = gatherBatch(data.train, datasetIndices, batchBuffers);
-        const { loss, grads } = trainer.computeGradients(batch);
+        const local = trainer.computeGradients(batch);
+        computeSeconds += (performance.now() - computeStart) / 1000;
+        const { grads, loss } = averageGradients(local.grads, local.loss, comm);
         if (!Number.isFinite(loss)) {
           tf.dispose(grads);
           diverged = { epoch, step: step + 1 };
@@ -127,37 +162,48 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           emit({ type: 'log', message: `diverged at epoch ${epoch}, step ${step + 1}: the loss is ${loss}` });
           break;
         }
+        const applyStart = performance.now();
         trainer.applyGradients(grads, lr);
+        computeSeconds += (performance.now() - applyStart) / 1000;
         lossSum += loss;
         const elapsed = (performance.now() - started) / 1000;
-        emit({ type: 'step', epoch, step: step + 1, steps: batches.length, loss, imagesPerSec: ((step + 1) * config.batchSize) / elapsed });
+        emit({ type: 'step', epoch, step: step + 1, steps: batches.length, loss, imagesPerSec: ((step + 1) * globalBatch) / elapsed });
+        await yieldToEventLoop();
       }
       if (outcome === 'diverged') break;
+      comm.barrier();
       const epochTime = (performance.now() - started) / 1000;
+      broadcastBuffers(model, comm);
+      const allReduceSeconds = comm.seconds - commAtStart;
       cumulativeTime += epochTime;
-      const { loss: valLoss, accuracy: valAccuracy } = trainer.evaluate(val.images, val.labels);
+      const { loss: valLoss, accuracy: valAccuracy } = validate(trainer, data.test, valCount, comm);
       const metrics: EpochMetrics = {
-        epoch, cumulativeTime, epochTime, imagesPerSec: (batches.length * config.batchSize) / epochTime,
+        epoch, cumulativeTime, epochTime, imagesPerSec: (batches.length * globalBatch) / epochTime,
         trainLoss: lossSum / batches.length, valLoss, valAccuracy, lr,
+        workers: world.worldSize, computeSeconds, allReduceSeconds,
       };
       epochs.push(metrics);
-      record.addEpoch(metrics);
+      record?.addEpoch(metrics);
       emit({ type: 'epoch', metrics });
       if (shouldStopEarly(epochs.map((e) => e.valAccuracy), config.targetAccuracy, config.patience)) {
         outcome = 'early-stop';
         emit({ type: 'log', message: `Early stopping after epoch ${epoch}` });
       }
     }
-    if (config.save != null) {
+    if (config.save != null && leader) {
       await saveModel(model, config.save);
       emit({ type: 'log', message: `saved the model to ${config.save} (model.json + weights.bin)` });
     }
-    record.finish({ outcome, message: diverged ? `diverged at epoch ${diverged.epoch}, step ${diverged.step}` : undefined });
+    record?.finish({ outcome, message: diverged ? `diverged at epoch ${diverged.epoch}, step ${diverged.step}` : undefined });
   } catch (e) {
-    record.finish({ outcome: 'failed', message: (e as Error).message });
-    throw e;
-  } finally {
+    record?.finish({ outcome: 'failed', message: (e as Error).message });
     trainer.optimizer.dispose();
+    throw e;
   }
-  return { runId: record.id, runDir: record.dir, epochs, outcome, diverged, model };
+  const replica = {
+    weights: fingerprint(model.getWeights()),
+    optimizerState: fingerprint(trainer.optimizer.state()),
+  };
+  trainer.optimizer.dispose();
+  return { runId: record?.id ?? '', runDir: record?.dir ?? '', epochs, outcome, diverged, model, replicas: [replica] };
 }

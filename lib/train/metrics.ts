@@ -12,6 +12,11 @@ export interface EpochMetrics {
   valAccuracy: number;
   /** Learning rate of the epoch's last step. */
   lr: number;
+  /** Workers that trained (the global batch is workers x per-device batch). */
+  workers: number;
+  /** Rank 0's seconds in this epoch: computing gradients, inside all-reduce, applying updates. */
+  computeSeconds: number;
+  allReduceSeconds: number;
 }
 
 /** The course script's per-epoch line, character for character. */

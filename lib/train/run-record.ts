@@ -12,6 +12,8 @@ export interface RunInfo {
   parameters: number;
   stepsPerEpoch: number;
   microBatch: number;
+  /** Workers (processes) that trained together. */
+  worldSize: number;
 }
 
 export interface RunEnd {

@@ -1,0 +1,36 @@
+/** What the training thread and its communication thread share. */
+export interface CommShared {
+  /** [0]: state (CommState); [1]: error length. */
+  control: Int32Array;
+  error: Uint8Array;
+  data: Float32Array;
+}
+
+export enum CommState {
+  Pending = 0,
+  Done = 1,
+  Failed = 2,
+}
+
+export type CommCommand =
+  | { op: 'allreduce'; length: number; shared?: CommShared }
+  | { op: 'close' };
+
+export function makeShared(floats: number): CommShared {
+  return {
+    control: new Int32Array(new SharedArrayBuffer(8)),
+    error: new Uint8Array(new SharedArrayBuffer(4096)),
+    data: new Float32Array(new SharedArrayBuffer(floats * 4)),
+  };
+}
+
+export function writeError(shared: CommShared, message: string): void {
+  const bytes = Buffer.from(message, 'utf8').subarray(0, shared.error.length);
+  shared.error.set(bytes);
+  Atomics.store(shared.control, 1, bytes.length);
+}
+
+export function readError(shared: CommShared): string {
+  const length = Atomics.load(shared.control, 1);
+  return Buffer.from(shared.error.slice(0, length)).toString('utf8');
+}

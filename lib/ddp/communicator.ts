@@ -1,0 +1,110 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { CommState, type CommCommand, type CommShared, makeShared, readError } from './comm-protocol';
+import type { World } from './world';
+
+/** Collectives over all workers, synchronous from the training code's view. */
+export interface Communicator {
+  readonly rank: number;
+  readonly size: number;
+  /** Sums `data` over all ranks, in place; every rank gets the same bits. */
+  allReduce(data: Float32Array): void;
+  /** Copies rank `root`'s `data` to every rank. */
+  broadcast(data: Float32Array, root?: number): void;
+  /** Returns once every rank has called it. */
+  barrier(): void;
+  /** Seconds spent inside collectives so far (the communication time). */
+  readonly seconds: number;
+  close(): void;
+}
+
+export class CommError extends Error {
+  override name = 'CommError';
+}
+
+/** One process, nothing to exchange. */
+export class SoloCommunicator implements Communicator {
+  readonly rank = 0;
+  readonly size = 1;
+  readonly seconds = 0;
+  allReduce(): void {}
+  broadcast(): void {}
+  barrier(): void {}
+  close(): void {}
+}
+
+/**
+ * Talks to the other ranks through a communication thread (comm-thread.ts)
+ * that runs the TCP rendezvous and the ring all-reduce. The training thread
+ * copies data into shared memory and blocks on Atomics.wait until the
+ * collective is done, so that collectives also work inside synchronous
+ * kernels. Blocking here costs nothing: the thread has nothing else to do.
+ */
+export class RingCommunicator implements Communicator {
+  readonly rank: number;
+  readonly size: number;
+  private shared: CommShared;
+  private readonly thread: Worker;
+  private spent = 0;
+
+  constructor(world: World, private readonly timeoutMs: number) {
+    this.rank = world.rank;
+    this.size = world.worldSize;
+    this.shared = makeShared(1 << 16);
+    this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), { workerData: { world, timeoutMs, shared: this.shared } });
+    this.thread.unref();
+    this.await('rendezvous');
+  }
+
+  get seconds(): number {
+    return this.spent;
+  }
+
+  private await(what: string): void {
+    const control = this.shared.control;
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      Atomics.wait(control, 0, CommState.Pending, 200);
+      const state = Atomics.load(control, 0);
+      if (state === CommState.Done) return;
+      if (state === CommState.Failed) throw new CommError(`rank ${this.rank}: ${what} failed: ${readError(this.shared)}`);
+      if (Date.now() > deadline) {
+        throw new CommError(`rank ${this.rank}: ${what} timed out after ${this.timeoutMs / 1000} s waiting for the other workers`);
+      }
+    }
+  }
+
+  allReduce(data: Float32Array): void {
+    const started = performance.now();
+    let grown: CommShared | undefined;
+    if (data.length > this.shared.data.length) {
+      grown = makeShared(Math.max(data.length, this.shared.data.length * 2));
+      this.shared = grown;
+    }
+    this.shared.data.set(data);
+    Atomics.store(this.shared.control, 0, CommState.Pending);
+    const command: CommCommand = { op: 'allreduce', length: data.length, shared: grown };
+    this.thread.postMessage(command);
+    this.await('all-reduce');
+    data.set(this.shared.data.subarray(0, data.length));
+    this.spent += (performance.now() - started) / 1000;
+  }
+
+  broadcast(data: Float32Array, root = 0): void {
+    if (this.rank !== root) data.fill(0);
+    this.allReduce(data);
+  }
+
+  barrier(): void {
+    this.allReduce(new Float32Array(1));
+  }
+
+  close(): void {
+    this.thread.postMessage({ op: 'close' } satisfies CommCommand);
+  }
+}
+
+export function defaultCommTimeoutMs(env: Record<string, string | undefined> = process.env): number {
+  const seconds = Number(env.FASHION_MNIST_RENDEZVOUS_TIMEOUT ?? 120);
+  return (Number.isFinite(seconds) && seconds > 0 ? seconds : 120) * 1000;
+}

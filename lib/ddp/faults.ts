@@ -1,0 +1,23 @@
+import type { TrainEvent } from '../train/events';
+
+/**
+ * Failure injection for the tests of the launcher: FASHION_MNIST_FAULT =
+ * "<rank>:<step>:<throw|exit|kill|hang|oom>" makes that rank fail that way
+ * when it reaches that step of epoch 1.
+ */
+export function injectFaults(rank: number, event: TrainEvent, spec = process.env.FASHION_MNIST_FAULT): void {
+  if (spec == null || event.type !== 'step' || event.epoch !== 1) return;
+  const [faultRank, faultStep, kind] = spec.split(':');
+  if (Number(faultRank) !== rank || Number(faultStep) !== event.step) return;
+  switch (kind) {
+    case 'throw': throw new Error(`injected failure at step ${event.step}`);
+    case 'exit': process.exit(7);
+    // eslint-disable-next-line no-fallthrough
+    case 'kill': process.kill(process.pid, 'SIGKILL'); break;
+    case 'hang': for (;;) { /* a worker stuck in a loop */ }
+    case 'oom': {
+      const hog: number[][] = [];
+      for (;;) hog.push(Array.from({ length: 1 << 20 }, Math.random));
+    }
+  }
+}

@@ -1,0 +1,205 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { TrainConfig } from '../train/config';
+import type { TrainHooks, TrainResult } from '../train/events';
+import type { StartMessage, WorkerMessage } from './messages';
+import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from './world';
+
+export class LaunchError extends Error {
+  override name = 'LaunchError';
+}
+
+/** A worker failed; the run was stopped. */
+export class WorkerError extends Error {
+  override name = 'WorkerError';
+  constructor(readonly rank: number, message: string) {
+    super(message);
+  }
+}
+
+/** The compiled worker entry: child processes cannot run the .ts sources. */
+function workerEntry(): string {
+  const beside = path.join(__dirname, 'worker-main.js');
+  if (fs.existsSync(beside)) return beside;
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  const compiled = path.join(dir, 'dist', 'lib', 'ddp', 'worker-main.js');
+  if (!fs.existsSync(compiled)) throw new LaunchError(`cannot find the compiled worker ${compiled}: run "npm run build" first`);
+  return compiled;
+}
+
+/** GPUs a tfjs-node-gpu worker could use, or null when that engine is not in play. */
+function gpuCount(config: TrainConfig): number | null {
+  if (config.backend !== 'tensorflow-gpu' && config.backend !== 'auto') return null;
+  try {
+    require.resolve('@tensorflow/tfjs-node-gpu');
+  } catch {
+    if (config.backend === 'tensorflow-gpu') return 0;
+    return null;
+  }
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  if (visible != null) return visible.split(',').filter((d) => d.trim() !== '' && d.trim() !== '-1').length;
+  try {
+    const listing = require('node:child_process').execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8' }) as string;
+    return listing.split('\n').filter((l) => l.startsWith('GPU ')).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Refuses more workers than devices unless oversubscription was asked for. */
+export function checkDevices(config: TrainConfig): { gpus: boolean } {
+  const gpus = gpuCount(config);
+  const available = gpus ?? os.availableParallelism();
+  const kind = gpus != null ? 'GPUs' : 'CPU cores';
+  if (config.numGpus > available && !config.oversubscribe) {
+    throw new LaunchError(`--num-gpus ${config.numGpus} asks for more devices than this machine has (${available} ${kind}): ` +
+      `lower --num-gpus, or add --oversubscribe to share devices (for teaching only: the workers then compete and the speed-up is not real)`);
+  }
+  return { gpus: gpus != null && gpus > 0 };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Prefixes every line a worker prints with its rank and passes it on through
+ * this process's streams (a notebook kernel shows only what this process
+ * writes). Keeps the last lines, to explain a crash.
+ */
+function relay(stream: NodeJS.ReadableStream | null, rank: number, out: NodeJS.WriteStream, onLine: (line: string) => void = () => undefined): void {
+  if (stream == null) return;
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (text: string) => {
+    pending += text;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      out.write(`[rank ${rank}] ${line}\n`);
+      onLine(line);
+    }
+  });
+  stream.on('end', () => {
+    if (pending !== '') out.write(`[rank ${rank}] ${pending}\n`);
+  });
+}
+
+const KILL_GRACE_MS = 3000;
+
+/**
+ * Starts one worker process per local device (ranks nodeId x numGpus + i)
+ * and supervises them: events stream to `hooks`, output is relayed with a
+ * rank prefix, and the first failure (an error, a crash, a signal) or an
+ * interrupt stops every worker and rejects with that worker's error.
+ */
+export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
+  const { gpus } = checkDevices(config);
+  const entry = workerEntry();
+  const worldSize = config.numGpus * config.numNodes;
+  const masterAddr = config.masterAddr ?? DEFAULT_MASTER_ADDR;
+  const masterPort = config.masterPort ?? (config.numNodes > 1 ? DEFAULT_MASTER_PORT : await freePort());
+  const emit = hooks.onEvent ?? (() => undefined);
+
+  const children: ChildProcess[] = [];
+  let failure: WorkerError | null = null;
+  let result: Omit<TrainResult, 'model'> | null = null;
+  const replicas: TrainResult['replicas'] = [];
+  const stopAll = () => {
+    for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGTERM');
+    setTimeout(() => {
+      for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL');
+    }, KILL_GRACE_MS).unref();
+  };
+  const fail = (rank: number, message: string) => {
+    if (failure == null) failure = new WorkerError(rank, `rank ${rank} failed: ${message}`);
+    stopAll();
+  };
+
+  const exits = Array.from({ length: config.numGpus }, (_, localRank) => {
+    const rank = config.nodeId * config.numGpus + localRank;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      FASHION_MNIST_LAUNCHER: 'builtin',
+      RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(localRank),
+      MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
+    };
+    if (gpus) env.CUDA_VISIBLE_DEVICES = String(localRank);
+    const child = fork(entry, [`--rank=${rank}`], { env, execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
+    children.push(child);
+    child.send({ type: 'train', config } satisfies StartMessage);
+    relay(child.stdout, rank, process.stdout);
+    const errorTail: string[] = [];
+    let outOfMemory = false;
+    relay(child.stderr, rank, process.stderr, (line) => {
+      if (/heap out of memory|Aborted\(|out of memory/i.test(line)) outOfMemory = true;
+      if (line.trim() === '' || /^\s+at |^\s*\d+: 0x/.test(line)) return;
+      errorTail.push(line.trim());
+      if (errorTail.length > 3) errorTail.shift();
+    });
+    let reported: string | null = null;
+    child.on('message', (message: WorkerMessage) => {
+      if (message.type === 'event' && message.rank === 0) emit(message.event);
+      else if (message.type === 'done') {
+        replicas[message.rank - config.nodeId * config.numGpus] = message.result.replicas[0];
+        if (message.rank === 0) result = message.result;
+      }
+      else if (message.type === 'error') reported = message.message;
+    });
+    return new Promise<void>((resolve) => {
+      child.on('exit', (code, signal) => {
+        if (signal === 'SIGINT' && failure == null) {
+          fail(-1, 'interrupted');
+        } else if (code !== 0 && failure == null) {
+          const how = signal != null ? `killed by ${signal}` : `exited with code ${code}`;
+          const oom = outOfMemory
+            ? ' (out of memory: lower --batch-size or --micro-batch)'
+            : signal === 'SIGKILL' ? ' (by the system? out of memory?)' : '';
+          const last = errorTail.length > 0 ? `; its last words: ${errorTail.slice(-2).join(' | ')}` : '';
+          fail(rank, reported ?? `${how}${oom}${last}`);
+        }
+        resolve();
+      });
+      child.on('error', (e) => {
+        fail(rank, `could not start: ${e.message}`);
+        resolve();
+      });
+    });
+  });
+
+  hooks.onWorkers?.(children.map((c) => c.pid ?? -1));
+  const onInterrupt = () => fail(-1, 'interrupted');
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+  try {
+    await Promise.all(exits);
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
+  }
+  if (failure != null) {
+    const error = failure as WorkerError;
+    if (error.rank === -1) throw new WorkerError(-1, 'training was interrupted: every worker was stopped');
+    throw error;
+  }
+  if (result == null) {
+    if (config.nodeId === 0) throw new LaunchError('the workers finished without a result from rank 0');
+    return { runId: '', runDir: '', epochs: [], outcome: 'completed', diverged: null, model: null, replicas };
+  }
+  return { ...(result as Omit<TrainResult, 'model'>), model: null, replicas };
+}

@@ -1,0 +1,42 @@
+/**
+ * Entry point of a worker process started by the built-in launcher: it gets
+ * its rank from the environment and its configuration over IPC, trains as
+ * that rank, and reports events, the result or its error back.
+ */
+import { worldFromEnv } from './world';
+import { defaultCommTimeoutMs, RingCommunicator, SoloCommunicator } from './communicator';
+import { trainRank } from '../train/loop';
+import type { StartMessage, WorkerMessage } from './messages';
+import { injectFaults } from './faults';
+
+function send(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.send == null) resolve();
+    else process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+// The launcher went away (killed, interrupted): stop at once, leave nothing behind.
+process.on('disconnect', () => process.exit(1));
+
+process.once('message', (message: StartMessage) => {
+  const world = worldFromEnv();
+  const rank = world?.rank ?? 0;
+  void (async () => {
+    if (world == null) throw new Error('worker started without RANK/WORLD_SIZE');
+    const comm = world.worldSize > 1 ? new RingCommunicator(world, defaultCommTimeoutMs()) : new SoloCommunicator();
+    const result = await trainRank(message.config, world, comm, (event) => {
+      injectFaults(world.rank, event);
+      void send({ type: 'event', rank, event });
+    });
+    comm.close();
+    const { model, ...rest } = result;
+    model?.dispose();
+    await send({ type: 'done', rank, result: rest });
+    process.exit(0);
+  })().catch(async (e: unknown) => {
+    const error = e instanceof Error ? e : new Error(String(e));
+    await send({ type: 'error', rank, message: error.message, stack: error.stack });
+    process.exit(1);
+  });
+});

@@ -1,0 +1,30 @@
+import { defaultCommTimeoutMs, RingCommunicator, SoloCommunicator } from '../ddp/communicator';
+import { launchWorkers } from '../ddp/launch';
+import { SINGLE_WORLD, worldFromEnv } from '../ddp/world';
+import type { TrainConfig } from './config';
+import type { TrainHooks, TrainResult } from './events';
+import { trainRank } from './loop';
+
+export type { TrainEvent, TrainHooks, TrainResult } from './events';
+
+/**
+ * Trains with the course script's semantics. One device: in this process.
+ * Several (`numGpus` x `numNodes` > 1): one worker process per device,
+ * started here, gradients averaged every step. Inside a process started by
+ * a launcher (RANK/WORLD_SIZE, mpirun, srun): as that rank.
+ */
+export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const emit = hooks.onEvent ?? (() => undefined);
+  const world = worldFromEnv();
+  if (world != null) {
+    const comm = world.worldSize > 1 ? new RingCommunicator(world, defaultCommTimeoutMs()) : new SoloCommunicator();
+    try {
+      // Every rank computes the same metrics; rank 0 reports them, as in the course.
+      return await trainRank(config, world, comm, world.rank === 0 ? emit : () => undefined);
+    } finally {
+      comm.close();
+    }
+  }
+  if (config.numGpus * config.numNodes > 1) return launchWorkers(config, hooks);
+  return trainRank(config, SINGLE_WORLD, new SoloCommunicator(), emit);
+}
