@@ -17,8 +17,12 @@ export interface WorkerJob {
   batch: number;
   minSeconds: number;
   minSteps: number;
-  /** Seconds this child may take in all (start-up, warm-up, timed steps). */
-  budgetSeconds: number;
+  /**
+   * Seconds this child may take in all (start-up, warm-up, timed steps): it
+   * skips when the warm-up shows one more step would overrun, and stops timing
+   * (after at least one step) before the next step would.
+   */
+  limitSeconds: number;
 }
 
 export interface WorkerResult {
@@ -43,7 +47,12 @@ export interface WorkerResult {
   steps?: number;
   seconds?: number;
   imagesPerSec?: number;
-  /** True when timing stopped at the budget before min-steps/min-seconds were both reached. */
+  /**
+   * CPU time of this process / wall time over the timed steps. Near 1 when
+   * the core was ours; lower when other processes shared it.
+   */
+  cpuShare?: number;
+  /** True when timing stopped at the limit before min-steps/min-seconds were both reached. */
   stoppedAtBudget?: boolean;
   /** For 'skipped': the estimated total time of the configuration. */
   estimatedSeconds?: number;

@@ -7,7 +7,7 @@
  * split into micro-batches when the batch does not fit the engine's memory
  * budget) + SGD momentum 0.9 update (Trainer.applyGradients). One warm-up step
  * is not timed; then steps are timed until both min-steps and min-seconds are
- * reached, or until the next step would overrun the time budget.
+ * reached, or until the next step would overrun the time limit.
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, initEngine, type EngineName } from '../lib/backend/select';
@@ -89,7 +89,7 @@ async function run(job: WorkerJob, t0: number): Promise<WorkerResult> {
   // The warm-up step is the slowest (kernel set-up, heap growth): an upper
   // bound for one step. Skip when even one timed step would overrun.
   const projected = now() - t0 + warmupSeconds;
-  if (projected > job.budgetSeconds) {
+  if (projected > job.limitSeconds) {
     const needed = Math.max(job.minSteps, Math.ceil(job.minSeconds / warmupSeconds));
     return {
       ...common, status: 'skipped', startupSeconds, warmupSeconds, firstLoss,
@@ -103,6 +103,7 @@ async function run(job: WorkerJob, t0: number): Promise<WorkerResult> {
   let lastLoss = firstLoss;
   let stoppedAtBudget = false;
   const s0 = now();
+  const c0 = process.cpuUsage();
   let lastStep = warmupSeconds;
   for (;;) {
     const a = now();
@@ -111,7 +112,7 @@ async function run(job: WorkerJob, t0: number): Promise<WorkerResult> {
     lastStep = now() - a;
     const elapsed = now() - s0;
     if (steps >= job.minSteps && elapsed >= job.minSeconds) break;
-    if (now() - t0 + lastStep > job.budgetSeconds) {
+    if (now() - t0 + lastStep > job.limitSeconds) {
       stoppedAtBudget = true;
       break;
     }
@@ -120,9 +121,11 @@ async function run(job: WorkerJob, t0: number): Promise<WorkerResult> {
   // every step); read a parameter anyway so asynchronous engines are done.
   trainer.params[trainer.params.length - 1].dataSync();
   const seconds = now() - s0;
+  const cpu = process.cpuUsage(c0);
+  const cpuShare = (cpu.user + cpu.system) / 1e6 / seconds;
   return {
     ...common, status: 'ok', startupSeconds, warmupSeconds, steps, seconds,
-    imagesPerSec: (job.batch * steps) / seconds, stoppedAtBudget,
+    imagesPerSec: (job.batch * steps) / seconds, cpuShare, stoppedAtBudget,
     firstLoss, lastLoss, numTensors: tf.memory().numTensors, wasmHeapBytes: wasmHeapBytes(),
   };
 }
