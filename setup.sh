@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages: PyTorch (the reference the benchmark and tests compare with).
+# Debian packages: PyTorch (the reference the benchmark and tests compare with),
+# Open MPI (mpirun, one of the launchers the data-parallel workers accept).
 missing=()
-/usr/bin/python3 -c 'import torch' 2>/dev/null || missing+=(python3-torch)
+/usr/bin/python3 -c "import torch" 2>/dev/null || missing+=(python3-torch)
+command -v mpirun >/dev/null || missing+=(openmpi-bin)
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   if [[ $(id -u) -ne 0 ]]; then sudo=sudo; else sudo=; fi

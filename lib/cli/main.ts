@@ -10,7 +10,7 @@ import { helpText, parseArgs, UsageError } from './args';
 import { CommError } from '../ddp/communicator';
 import { LaunchError, WorkerError } from '../ddp/launch';
 import { RendezvousError } from '../ddp/rendezvous';
-import { WorldError } from '../ddp/world';
+import { WorldError, worldFromEnv } from '../ddp/world';
 
 /** Failures with a message written for the user: no stack trace needed. */
 const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError];
@@ -75,8 +75,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { config } = parsed;
-  console.log(`Model: ${config.model}: ${MODELS[config.model].summary}`);
-  const showProgress = config.progress && process.stderr.isTTY === true;
+  // Under mpirun, srun or torchrun every rank runs this command; rank 0 speaks.
+  const leader = (worldFromEnv()?.rank ?? 0) === 0;
+  if (leader) console.log(`Model: ${config.model}: ${MODELS[config.model].summary}`);
+  const showProgress = leader && config.progress && process.stderr.isTTY === true;
   try {
     const result = await train(config, { onEvent: reporter(showProgress) });
     return result.outcome === 'diverged' ? 3 : 0;

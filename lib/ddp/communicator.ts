@@ -53,23 +53,24 @@ export class RingCommunicator implements Communicator {
     this.shared = makeShared(1 << 16);
     this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), { workerData: { world, timeoutMs, shared: this.shared } });
     this.thread.unref();
-    this.await('rendezvous');
+    // A little longer than the thread's own deadline, so that its message (who is missing) wins.
+    this.await('rendezvous', timeoutMs + 5000);
   }
 
   get seconds(): number {
     return this.spent;
   }
 
-  private await(what: string): void {
+  private await(what: string, timeoutMs = this.timeoutMs): void {
     const control = this.shared.control;
-    const deadline = Date.now() + this.timeoutMs;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       Atomics.wait(control, 0, CommState.Pending, 200);
       const state = Atomics.load(control, 0);
       if (state === CommState.Done) return;
       if (state === CommState.Failed) throw new CommError(`rank ${this.rank}: ${what} failed: ${readError(this.shared)}`);
       if (Date.now() > deadline) {
-        throw new CommError(`rank ${this.rank}: ${what} timed out after ${this.timeoutMs / 1000} s waiting for the other workers`);
+        throw new CommError(`rank ${this.rank}: ${what} timed out after ${timeoutMs / 1000} s waiting for the other workers`);
       }
     }
   }
