@@ -57,8 +57,8 @@ for (const [flag, value, expected] of EVERY_FLAG) {
 
 test('all flags together', () => {
   const argv = EVERY_FLAG.flatMap(([flag, value]) => [flag, value]);
-  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false, syncBn: true, oversubscribe: true });
-  assert.deepEqual(parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe']).config, want);
+  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false, syncBn: true, oversubscribe: true, profileCommunication: true });
+  assert.deepEqual(parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe', '--profile-communication']).config, want);
 });
 
 test('--master-port must be a TCP port', () => {

@@ -299,6 +299,7 @@ const SWITCHES = [
   { names: ['--version'], help: 'show the version and exit' },
   { names: ['--no-progress'], help: 'hide the in-epoch progress display' },
   { names: ['--sync-bn'], help: "average BatchNorm's batch statistics across workers (PyTorch's SyncBatchNorm)" },
+  { names: ['--profile-communication'], help: 'split all-reduce time into waiting for the slowest worker and transfer (one barrier per step)' },
   { names: ['--oversubscribe'], help: 'allow more workers than devices (teaching only: they share cores, so the speed-up is not real)' },
 ] as const;
 
@@ -352,7 +353,10 @@ function isFlagLike(token: string): boolean {
 export function parseArgs(argv: string[]): ParsedArgs {
   let help = false;
   let version = false;
-  const switches = { progress: DEFAULT_CONFIG.progress, syncBn: DEFAULT_CONFIG.syncBn, oversubscribe: DEFAULT_CONFIG.oversubscribe };
+  const switches = {
+    progress: DEFAULT_CONFIG.progress, syncBn: DEFAULT_CONFIG.syncBn, oversubscribe: DEFAULT_CONFIG.oversubscribe,
+    profileCommunication: DEFAULT_CONFIG.profileCommunication,
+  };
   const raw = new Map<ValueFlag, string>();
   let firstError: UsageError | undefined;
   const fail = (error: UsageError) => {
@@ -381,6 +385,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
         switches.progress = false;
       } else if (name === '--sync-bn') {
         switches.syncBn = true;
+      } else if (name === '--profile-communication') {
+        switches.profileCommunication = true;
       } else {
         switches.oversubscribe = true;
       }

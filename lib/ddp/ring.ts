@@ -14,6 +14,7 @@ import { SocketReader, write } from './socket-reader';
  */
 export class Ring {
   private readonly reader: SocketReader;
+  private scratch = new Float32Array(0);
 
   constructor(
     readonly rank: number,
@@ -35,14 +36,16 @@ export class Ring {
   private async exchange(data: Float32Array, sendChunk: number, recvChunk: number, reduce: boolean): Promise<void> {
     const [s0, s1] = this.bounds(sendChunk, data.length);
     const [r0, r1] = this.bounds(recvChunk, data.length);
-    const outgoing = Buffer.from(data.slice(s0, s1).buffer);
-    const [incoming] = await Promise.all([this.reader.read((r1 - r0) * 4), write(this.next, outgoing)]);
-    const aligned = new Float32Array(incoming.buffer.slice(incoming.byteOffset, incoming.byteOffset + incoming.length));
+    // Sent straight from `data`: exchange() resolves only after the kernel has copied it.
+    const outgoing = new Uint8Array(data.buffer, data.byteOffset + s0 * 4, (s1 - s0) * 4);
     const target = data.subarray(r0, r1);
     if (reduce) {
-      for (let i = 0; i < aligned.length; i++) target[i] += aligned[i];
+      if (this.scratch.length < target.length) this.scratch = new Float32Array(target.length);
+      const incoming = this.scratch.subarray(0, target.length);
+      await Promise.all([this.reader.readInto(new Uint8Array(incoming.buffer, 0, incoming.length * 4)), write(this.next, outgoing)]);
+      for (let i = 0; i < target.length; i++) target[i] += incoming[i];
     } else {
-      target.set(aligned);
+      await Promise.all([this.reader.readInto(new Uint8Array(target.buffer, target.byteOffset, target.length * 4)), write(this.next, outgoing)]);
     }
   }
 

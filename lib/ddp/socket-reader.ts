@@ -1,16 +1,21 @@
 import type { Socket } from 'node:net';
 
-/** Reads exact byte counts from a socket, in order. */
+interface PendingRead {
+  target: Uint8Array;
+  filled: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** Reads exact byte counts from a socket straight into the caller's memory, in order. */
 export class SocketReader {
   private chunks: Buffer[] = [];
-  private buffered = 0;
-  private waiting: { bytes: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+  private pending: PendingRead | null = null;
   private failure: Error | null = null;
 
-  constructor(private readonly socket: Socket, private readonly peer: string) {
+  constructor(socket: Socket, peer: string) {
     socket.on('data', (data: Buffer) => {
       this.chunks.push(data);
-      this.buffered += data.length;
       this.settle();
     });
     const fail = (why: string) => {
@@ -21,35 +26,37 @@ export class SocketReader {
     socket.on('close', () => fail('closed (did that worker stop?)'));
   }
 
-  read(bytes: number): Promise<Buffer> {
-    if (this.waiting != null) throw new Error('SocketReader: one read at a time');
+  /** Fills `target` with the next target.length bytes. */
+  readInto(target: Uint8Array): Promise<void> {
+    if (this.pending != null) throw new Error('SocketReader: one read at a time');
     return new Promise((resolve, reject) => {
-      this.waiting = { bytes, resolve, reject };
+      this.pending = { target, filled: 0, resolve, reject };
       this.settle();
     });
   }
 
   private settle(): void {
-    const w = this.waiting;
-    if (w == null) return;
-    if (this.buffered >= w.bytes) {
-      this.waiting = null;
-      w.resolve(this.take(w.bytes));
-    } else if (this.failure != null) {
-      this.waiting = null;
-      w.reject(this.failure);
+    const p = this.pending;
+    if (p == null) return;
+    while (p.filled < p.target.length && this.chunks.length > 0) {
+      const chunk = this.chunks[0];
+      const n = Math.min(chunk.length, p.target.length - p.filled);
+      p.target.set(n === chunk.length ? chunk : chunk.subarray(0, n), p.filled);
+      p.filled += n;
+      if (n === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(n);
     }
-  }
-
-  private take(bytes: number): Buffer {
-    const whole = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
-    this.chunks = whole.length > bytes ? [whole.subarray(bytes)] : [];
-    this.buffered -= bytes;
-    return whole.subarray(0, bytes);
+    if (p.filled === p.target.length) {
+      this.pending = null;
+      p.resolve();
+    } else if (this.failure != null) {
+      this.pending = null;
+      p.reject(this.failure);
+    }
   }
 }
 
-/** Writes and resolves once the data is handed to the kernel. */
+/** Writes and resolves once the kernel has taken the data (the memory may then change). */
 export function write(socket: Socket, data: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     socket.write(data, (e) => (e ? reject(e) : resolve()));

@@ -45,6 +45,11 @@ export interface TrainConfig {
   /** Rank 0's rendezvous address and port (null: 127.0.0.1 and a free port on one node, 29500 across nodes). */
   masterAddr: string | null;
   masterPort: number | null;
+  /**
+   * Split the all-reduce time into waiting for the slowest worker and the
+   * transfer itself (costs one barrier per step).
+   */
+  profileCommunication: boolean;
   /** Largest batch one forward/backward pass takes (null: what fits the engine's memory). */
   microBatch: number | null;
   /** Dropout rate in the WideResNets' blocks (the course uses 0.01). */
@@ -79,4 +84,5 @@ export const DEFAULT_CONFIG: TrainConfig = {
   syncBn: false,
   dropout: 0.01,
   microBatch: null,
+  profileCommunication: false,
 };

@@ -145,8 +145,9 @@ export async function trainRank(
       const lr = learningRate(config);
       comm.barrier();
       const started = performance.now();
-      const commAtStart = comm.seconds;
       let computeSeconds = 0;
+      let waitSeconds = 0;
+      let allReduceSeconds = 0;
       let lossSum = 0;
       for (let step = 0; step < batches.length; step++) {
         const computeStart = performance.now();
@@ -154,7 +155,14 @@ export async function trainRank(
         const batch = gatherBatch(data.train, datasetIndices, batchBuffers);
         const local = trainer.computeGradients(batch);
         computeSeconds += (performance.now() - computeStart) / 1000;
+        if (config.profileCommunication) {
+          const waitStart = performance.now();
+          comm.barrier();
+          waitSeconds += (performance.now() - waitStart) / 1000;
+        }
+        const reduceStart = performance.now();
         const { grads, loss } = averageGradients(local.grads, local.loss, comm);
+        allReduceSeconds += (performance.now() - reduceStart) / 1000;
         if (!Number.isFinite(loss)) {
           tf.dispose(grads);
           diverged = { epoch, step: step + 1 };
@@ -174,13 +182,12 @@ export async function trainRank(
       comm.barrier();
       const epochTime = (performance.now() - started) / 1000;
       broadcastBuffers(model, comm);
-      const allReduceSeconds = comm.seconds - commAtStart;
       cumulativeTime += epochTime;
       const { loss: valLoss, accuracy: valAccuracy } = validate(trainer, data.test, valCount, comm);
       const metrics: EpochMetrics = {
         epoch, cumulativeTime, epochTime, imagesPerSec: (batches.length * globalBatch) / epochTime,
         trainLoss: lossSum / batches.length, valLoss, valAccuracy, lr,
-        workers: world.worldSize, computeSeconds, allReduceSeconds,
+        workers: world.worldSize, computeSeconds, waitSeconds, allReduceSeconds,
       };
       epochs.push(metrics);
       record?.addEpoch(metrics);

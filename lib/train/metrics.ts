@@ -14,8 +14,13 @@ export interface EpochMetrics {
   lr: number;
   /** Workers that trained (the global batch is workers x per-device batch). */
   workers: number;
-  /** Rank 0's seconds in this epoch: computing gradients, inside all-reduce, applying updates. */
+  /**
+   * Rank 0's seconds in this epoch: computing gradients and applying updates;
+   * waiting for the slowest worker (measured with --profile-communication,
+   * else counted in the all-reduce); all-reduce.
+   */
   computeSeconds: number;
+  waitSeconds: number;
   allReduceSeconds: number;
 }
 

@@ -1,0 +1,98 @@
+/**
+ * `npm run bench:scaling`: data-parallel throughput on this machine's cores
+ * for 1..N workers (N = cores), per model and per-device batch: images/s,
+ * speed-up and efficiency against linear, and rank 0's time per step split
+ * into compute, waiting for the slowest worker, and all-reduce.
+ *
+ *   node dist/bench/scaling.js [--models cnn:64,cnn:32,wideresnet-dw:32]
+ *     [--max-workers N] [--steps 30] [--json]
+ *
+ * Each run trains two epochs of `steps` steps through lib's train() and keeps
+ * the second (the first warms up the engines). Runs go one after another.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG, MODEL_NAMES, type ModelName } from '../lib/train/config';
+import { train } from '../lib/train/train';
+import type { EpochMetrics } from '../lib/train/metrics';
+
+interface Case {
+  model: ModelName;
+  batch: number;
+}
+
+interface Row extends Case {
+  workers: number;
+  imagesPerSec: number;
+  speedUp: number;
+  efficiency: number;
+  computeMs: number;
+  waitMs: number;
+  allReduceMs: number;
+}
+
+function parseCases(text: string): Case[] {
+  return text.split(',').map((item) => {
+    const [model, batch] = item.split(':');
+    if (!(MODEL_NAMES as readonly string[]).includes(model) || !(Number(batch) > 0)) {
+      throw new Error(`--models takes model:batch pairs, e.g. cnn:64 (got '${item}')`);
+    }
+    return { model: model as ModelName, batch: Number(batch) };
+  });
+}
+
+async function measure(c: Case, workers: number, steps: number): Promise<EpochMetrics> {
+  const result = await train({
+    ...DEFAULT_CONFIG,
+    model: c.model, batchSize: c.batch, numGpus: workers, epochs: 2,
+    trainSubset: steps * workers * c.batch, valSubset: 100, targetAccuracy: 1.01,
+    profileCommunication: true, progress: false,
+    runsDir: path.join(os.tmpdir(), 'fashion-mnist-bench-runs'),
+  });
+  return result.epochs[result.epochs.length - 1];
+}
+
+const fmt = (n: number, digits = 1) => n.toFixed(digits).padStart(8);
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      models: { type: 'string', default: 'cnn:64,cnn:32,wideresnet-dw:32' },
+      'max-workers': { type: 'string', default: String(os.availableParallelism()) },
+      steps: { type: 'string', default: '30' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const cases = parseCases(values.models as string);
+  const maxWorkers = Number(values['max-workers']);
+  const steps = Number(values.steps);
+  const workerCounts = [1, 2, 4, 8, 16, 32, 64].filter((n) => n < maxWorkers).concat([maxWorkers]).filter((n, i, a) => a.indexOf(n) === i);
+  if (!values.json) {
+    console.log(`Data-parallel scaling on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), wasm engine, one core per worker`);
+    console.log('model          batch workers images/s speed-up efficiency | per step (ms): compute    wait  all-reduce  (all-reduce share)');
+  }
+  for (const c of cases) {
+    let base = 0;
+    for (const workers of workerCounts) {
+      const m = await measure(c, workers, steps);
+      const stepsRun = m.imagesPerSec * m.epochTime / (workers * c.batch);
+      if (workers === 1) base = m.imagesPerSec;
+      const row: Row = {
+        ...c, workers, imagesPerSec: m.imagesPerSec, speedUp: m.imagesPerSec / base, efficiency: m.imagesPerSec / (base * workers),
+        computeMs: (m.computeSeconds / stepsRun) * 1000, waitMs: (m.waitSeconds / stepsRun) * 1000, allReduceMs: (m.allReduceSeconds / stepsRun) * 1000,
+      };
+      if (values.json) {
+        console.log(JSON.stringify(row));
+      } else {
+        const stepMs = row.computeMs + row.waitMs + row.allReduceMs;
+        console.log(`${c.model.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)}     (${((100 * row.allReduceMs) / stepMs).toFixed(1)}%)`);
+      }
+    }
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});
