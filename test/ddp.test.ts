@@ -141,6 +141,12 @@ describe('data-parallel training: one worker process per device', () => {
       process.env.FASHION_MNIST_FAULT = `1:3:${fault}`;
       const nodeOptions = process.env.NODE_OPTIONS;
       if (fault === 'oom') process.env.NODE_OPTIONS = '--max-old-space-size=200';
+      const relayed: string[] = [];
+      const write = process.stderr.write.bind(process.stderr);
+      process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+        relayed.push(String(chunk));
+        return write(chunk, ...rest);
+      }) as typeof process.stderr.write;
       try {
         const started = Date.now();
         await assert.rejects(
@@ -149,11 +155,15 @@ describe('data-parallel training: one worker process per device', () => {
         );
         assert.ok(Date.now() - started < 60_000);
       } finally {
+        process.stderr.write = write;
         delete process.env.FASHION_MNIST_FAULT;
         if (nodeOptions == null) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = nodeOptions;
       }
       assert.equal(pids.length, 2);
       assert.deepEqual(await waitUntilGone(pids, 5000), [], 'workers left running');
+      if (fault === 'oom') {
+        assert.ok(relayed.some((l) => l.startsWith('[rank 1] ') && /heap out of memory/.test(l)), "the worker's own output, prefixed with its rank");
+      }
     });
   }
 
