@@ -75,7 +75,7 @@ describe('single-worker training on the real data (wasm engine)', () => {
   });
 
   it('refuses a batch larger than the training subset before training', async () => {
-    await assert.rejects(train(config({ trainSubset: 100, batchSize: 128 })), /--batch-size 128 is larger than the 100 training images/);
+    await assert.rejects(train(config({ trainSubset: 100, batchSize: 128 })), /a global batch of 1 x 128 images is larger than the 100 training images/);
   });
 
   it('sums micro-batch gradients to the full-batch gradient', () => {

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import type { HeapOwner } from '../backend/wasm-kernels/simd-module';
 import { batchNormBackward, batchNormForward } from './batch-norm-math';
+import { SCRATCH_FLOATS_PER_CHANNEL, simdBatchNormBackward, simdBatchNormForward } from './batch-norm-simd';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -10,12 +12,15 @@ export const BATCH_NORM_TRAIN_GRAD = 'FashionMnistBatchNormTrainGrad';
 interface Memory {
   read(info: TensorInfo): Float32Array;
   /** Allocates outputs, then hands their views to `fill` (views taken after all allocations). */
-  outputs(shapes: number[][], fill: (views: Float32Array[]) => void): TensorInfo[];
+  outputs(shapes: number[][], fill: (views: Float32Array[], scratch: Float32Array | null) => void, scratchFloats?: number): TensorInfo[];
+  /** Where generated SIMD loops can run on this memory (the wasm heap), else null. */
+  heap: HeapOwner | null;
 }
 
-interface WasmBackendLike {
+interface WasmBackendLike extends HeapOwner {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(info: TensorInfo): Float32Array;
+  disposeData(dataId: object): boolean;
 }
 interface CpuBackendLike {
   readSync(dataId: object): Float32Array;
@@ -25,11 +30,14 @@ interface CpuBackendLike {
 function wasmMemory(backend: WasmBackendLike): Memory {
   return {
     read: (info) => backend.typedArrayFromHeap(info),
-    outputs(shapes, fill) {
+    outputs(shapes, fill, scratchFloats) {
       const infos = shapes.map((s) => backend.makeOutput(s, 'float32'));
-      fill(infos.map((i) => backend.typedArrayFromHeap(i)));
+      const scratch = scratchFloats ? backend.makeOutput([scratchFloats], 'float32') : null;
+      fill(infos.map((i) => backend.typedArrayFromHeap(i)), scratch && backend.typedArrayFromHeap(scratch));
+      if (scratch) backend.disposeData(scratch.dataId);
       return infos;
     },
+    heap: backend,
   };
 }
 
@@ -38,9 +46,10 @@ function cpuMemory(backend: CpuBackendLike): Memory {
     read: (info) => backend.readSync(info.dataId),
     outputs(shapes, fill) {
       const views = shapes.map((s) => new Float32Array(s.reduce((a, b) => a * b, 1)));
-      fill(views);
+      fill(views, null);
       return shapes.map((s, i) => backend.makeTensorInfo(s, 'float32', views[i]));
     },
+    heap: null,
   };
 }
 
@@ -50,17 +59,24 @@ function kernels(backendName: 'wasm' | 'cpu', memoryOf: (backend: unknown) => Me
     const epsilon = args.attrs['epsilon'] as number;
     const memory = memoryOf(args.backend);
     const C = gamma.shape[0];
-    return memory.outputs([x.shape, [C], [C]], ([y, mean, variance]) =>
-      batchNormForward(memory.read(x), memory.read(gamma), memory.read(beta), epsilon, y, { mean, variance }));
+    return memory.outputs([x.shape, [C], [C]], ([y, mean, variance], scratch) => {
+      const [xs, gs, bs] = [memory.read(x), memory.read(gamma), memory.read(beta)];
+      const stats = { mean, variance };
+      const simd = memory.heap != null && scratch != null && simdBatchNormForward(memory.heap, xs, gs, bs, epsilon, y, stats, scratch);
+      if (!simd) batchNormForward(xs, gs, bs, epsilon, y, stats);
+    }, memory.heap ? SCRATCH_FLOATS_PER_CHANNEL * C : 0);
   };
   const backward = (args: { inputs: Record<string, TensorInfo>; backend: unknown; attrs: Record<string, unknown> }) => {
     const { dy, x, mean, variance, gamma } = args.inputs;
     const epsilon = args.attrs['epsilon'] as number;
     const memory = memoryOf(args.backend);
     const C = gamma.shape[0];
-    return memory.outputs([x.shape, [C], [C]], ([dx, dGamma, dBeta]) =>
-      batchNormBackward(memory.read(dy), memory.read(x), memory.read(mean), memory.read(variance), memory.read(gamma),
-        epsilon, dx, dGamma, dBeta));
+    return memory.outputs([x.shape, [C], [C]], ([dx, dGamma, dBeta], scratch) => {
+      const [dys, xs, ms, vs, gs] = [dy, x, mean, variance, gamma].map((t) => memory.read(t));
+      const simd = memory.heap != null && scratch != null &&
+        simdBatchNormBackward(memory.heap, dys, xs, ms, vs, gs, epsilon, dx, dGamma, dBeta, scratch);
+      if (!simd) batchNormBackward(dys, xs, ms, vs, gs, epsilon, dx, dGamma, dBeta);
+    }, memory.heap ? SCRATCH_FLOATS_PER_CHANNEL * C : 0);
   };
   return [
     { kernelName: BATCH_NORM_TRAIN, backendName, kernelFunc: forward as unknown as tf.KernelFunc },

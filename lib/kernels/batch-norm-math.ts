@@ -18,13 +18,13 @@ export interface ShiftedSums {
   sq: Float64Array;
 }
 
-/** y = x * scale + shift per channel. */
+/** y = x * scale + shift per channel (evaluated in float64, rounded once). */
 export interface Affine {
   scale: Float32Array;
   shift: Float32Array;
 }
 
-/** dx = k1 * dy + k2 * x + k3 per channel. */
+/** dx = k1 * dy + k2 * x + k3 per channel (evaluated in float64, rounded once). */
 export interface GradCoefficients {
   k1: Float32Array;
   k2: Float32Array;
@@ -52,7 +52,8 @@ export function forwardCoefficients(
     const d = sums.sum[c] / R;
     const mean = sums.shift[c] + d;
     const variance = Math.max(0, sums.sq[c] / R - d * d);
-    const scale = gamma[c] / Math.sqrt(variance + epsilon);
+    // the shift uses the float32 scale, so that y - beta = (x - mean) * scale as stored
+    const scale = Math.fround(gamma[c] / Math.sqrt(variance + epsilon));
     stats.mean[c] = mean;
     stats.variance[c] = variance;
     affine.scale[c] = scale;
@@ -103,7 +104,7 @@ export function gradCoefficients(
   for (let c = 0; c < gamma.length; c++) {
     const is = 1 / Math.sqrt(variance[c] + epsilon);
     const g = gamma[c] * is;
-    const k2 = -g * is * is * sumDyXc[c] / R;
+    const k2 = Math.fround(-g * is * is * sumDyXc[c] / R);
     dBeta[c] = sumDy[c];
     dGamma[c] = sumDyXc[c] * is;
     k.k1[c] = g;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { dispose, heapF32, reshapeInfo, runKernel } from './heap';
-import { simdDepthwiseFilterGrad } from './simd-depthwise';
+import { simdDepthwiseConv, simdDepthwiseFilterGrad } from './simd-depthwise';
 
 type TensorInfo = tf.TensorInfo;
 const { backend_util } = tf;
@@ -97,8 +97,27 @@ function depthwiseBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo
   return out;
 }
 
+/** The forward conv: a SIMD loop for multiplier 1 (as the backprop input uses it), else XNNPACK. */
+function makeDepthwiseConv(fallback: tf.KernelFunc) {
+  return (args: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: BackendWasm; attrs: Record<string, unknown> }): TensorInfo => {
+    const { inputs: { x, filter }, backend, attrs } = args;
+    const { strides, dilations, pad, dimRoundingMode, dataFormat } = attrs as unknown as DepthwiseAttrs & { dataFormat?: string };
+    if (dataFormat === 'NCHW' || x.dtype !== 'float32') return fallback(args as never) as TensorInfo;
+    const info = backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      strides, dilations ?? 1, pad as never, dimRoundingMode, true);
+    return simdDepthwiseConv(backend, x, filter, info) ?? (fallback(args as never) as TensorInfo);
+  };
+}
+
 export function depthwiseGradientKernels(): tf.KernelConfig[] {
+  const original = tf.getKernel('DepthwiseConv2dNative', 'wasm');
+  if (original == null) throw new Error('wasm backend has no DepthwiseConv2dNative kernel');
   return [
+    {
+      kernelName: 'DepthwiseConv2dNative', backendName: 'wasm', setupFunc: original.setupFunc,
+      kernelFunc: makeDepthwiseConv(original.kernelFunc) as unknown as tf.KernelFunc,
+    },
     { kernelName: 'DepthwiseConv2dNativeBackpropInput', backendName: 'wasm', kernelFunc: depthwiseBackpropInput as unknown as tf.KernelFunc },
     { kernelName: 'DepthwiseConv2dNativeBackpropFilter', backendName: 'wasm', kernelFunc: depthwiseBackpropFilter as unknown as tf.KernelFunc },
   ];

@@ -3,7 +3,8 @@ import { encodeModule, FunctionBuilder } from './wasm-asm';
 /**
  * Instantiates small generated SIMD modules on the wasm backend's own memory
  * (Emscripten exports it as asm.memory), so they read and write tensors in
- * place. Returns null where that is not possible; callers then use JS loops.
+ * place. Returns null where that is not possible; callers then keep their
+ * previous path (JS loops or XNNPACK).
  */
 
 interface WasmApi {
@@ -30,7 +31,7 @@ export type SimdFunctions = Record<string, SimdFunction>;
 const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 let enabled = true;
 let supported: boolean | null = null;
-const cache = new WeakMap<object, Map<string, SimdFunctions>>();
+const cache = new WeakMap<object, Map<string, SimdFunctions | null>>();
 
 /** Turns the SIMD kernels off (or back on), e.g. to compare them with the JS loops. */
 export function setSimdKernelsEnabled(on: boolean): void {
@@ -68,10 +69,18 @@ export function simdFunctions(owner: HeapOwner, key: string, build: () => Functi
     cache.set(memory, modules);
   }
   let functions = modules.get(key);
-  if (functions == null) {
-    const instance = new api.Instance(new api.Module(encodeModule(build())), { env: { memory } });
-    functions = instance.exports as SimdFunctions;
+  if (functions === undefined) {
+    functions = instantiate(api, memory, build);
     modules.set(key, functions);
   }
   return functions;
+}
+
+/** The module's exports, or null where it cannot link (a shared memory: the multi-threaded backend). */
+function instantiate(wasm: WasmApi, memory: object, build: () => FunctionBuilder[]): SimdFunctions | null {
+  try {
+    return new wasm.Instance(new wasm.Module(encodeModule(build())), { env: { memory } }).exports as SimdFunctions;
+  } catch {
+    return null;
+  }
 }

@@ -4,12 +4,12 @@
  * heap), so the loops run directly on tensor data.
  */
 
-export type ValType = 'i32' | 'f32' | 'f64' | 'v128';
+export type ValType = 'i32' | 'i64' | 'f32' | 'f64' | 'v128';
 
-const TYPE_CODE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, f64: 0x7c, v128: 0x7b };
+const TYPE_CODE: Record<ValType, number> = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b };
 
 /** Binary size of each access, as log2 of bytes: the alignment hint. */
-const ALIGN = { i32: 2, f32: 2, f64: 3, v128: 4 } as const;
+const ALIGN = { i32: 2, i64: 3, f32: 2, f64: 3, v128: 4 } as const;
 
 function unsignedLeb(value: number, out: number[]): void {
   let v = value >>> 0;
@@ -32,20 +32,24 @@ function signedLeb(value: number, out: number[]): void {
   }
 }
 
-function encodeString(s: string, out: number[]): void {
-  const bytes = Buffer.from(s, 'utf8');
-  unsignedLeb(bytes.length, out);
-  out.push(...bytes);
+/** out.push(...items) without the argument-count limit of spreading. */
+function append(out: number[], items: ArrayLike<number>): void {
+  for (let i = 0; i < items.length; i++) out.push(items[i]);
+}
+
+/** A name (ASCII here) as a length-prefixed byte string. */
+function encodeName(name: string, out: number[]): void {
+  unsignedLeb(name.length, out);
+  for (let i = 0; i < name.length; i++) out.push(name.charCodeAt(i));
 }
 
 /** SIMD instructions (0xfd prefix) this project uses, by their spec names. */
 const SIMD = {
-  'v128.load': 0x00, 'v128.load32_splat': 0x09, 'v128.store': 0x0b, 'f32x4.splat': 0x13, 'f64x2.splat': 0x14,
-  'f32x4.extract_lane': 0x1f, 'f64x2.extract_lane': 0x21,
-  'f32x4.eq': 0x41, 'f32x4.gt': 0x44, 'f32x4.ge': 0x46,
-  'v128.and': 0x4e, 'v128.bitselect': 0x52,
+  'v128.load': 0x00, 'v128.load32_splat': 0x09, 'v128.store': 0x0b, 'v128.const': 0x0c, 'i8x16.shuffle': 0x0d,
+  'f32x4.splat': 0x13, 'i32x4.extract_lane': 0x1b, 'i64x2.extract_lane': 0x1d,
+  'i32x4.eq': 0x37, 'f32x4.gt': 0x44, 'v128.and': 0x4e, 'v128.bitselect': 0x52,
   'f32x4.demote_f64x2_zero': 0x5e, 'f64x2.promote_low_f32x4': 0x5f,
-  'f32x4.add': 0xe4, 'f32x4.sub': 0xe5, 'f32x4.mul': 0xe6, 'f32x4.max': 0xe9,
+  'f32x4.add': 0xe4, 'f32x4.sub': 0xe5, 'f32x4.mul': 0xe6,
   'f64x2.add': 0xf0, 'f64x2.sub': 0xf1, 'f64x2.mul': 0xf2,
 } as const;
 export type SimdOp = keyof typeof SIMD;
@@ -74,26 +78,26 @@ export class FunctionBuilder {
   tee(index: number): this { return this.op(0x22).u32(index); }
   i32(value: number): this { this.code.push(0x41); signedLeb(value, this.code); return this; }
   f32(value: number): this {
-    this.code.push(0x43, ...new Uint8Array(new Float32Array([value]).buffer));
+    this.code.push(0x43);
+    append(this.code, new Uint8Array(new Float32Array([value]).buffer));
     return this;
   }
 
   /** local[index] += delta (an i32 constant). */
   addTo(index: number, delta: number): this { return this.get(index).i32(delta).op(0x6a).set(index); }
   i32Add(): this { return this.op(0x6a); }
+  i32Sub(): this { return this.op(0x6b); }
   i32Mul(): this { return this.op(0x6c); }
   i32LtU(): this { return this.op(0x49); }
-  f32Add(): this { return this.op(0x92); }
-  f64Add(): this { return this.op(0xa0); }
 
   load(type: ValType, offset = 0): this {
     if (type === 'v128') return this.simd('v128.load').memarg(ALIGN.v128, offset);
-    const opcode = { i32: 0x28, f32: 0x2a, f64: 0x2b }[type];
+    const opcode = { i32: 0x28, i64: 0x29, f32: 0x2a, f64: 0x2b }[type];
     return this.op(opcode).memarg(ALIGN[type], offset);
   }
   store(type: ValType, offset = 0): this {
     if (type === 'v128') return this.simd('v128.store').memarg(ALIGN.v128, offset);
-    const opcode = { i32: 0x36, f32: 0x38, f64: 0x39 }[type];
+    const opcode = { i32: 0x36, i64: 0x37, f32: 0x38, f64: 0x39 }[type];
     return this.op(opcode).memarg(ALIGN[type], offset);
   }
   /** Loads one f32 and splats it to four lanes. */
@@ -105,13 +109,19 @@ export class FunctionBuilder {
     if (lane != null) this.code.push(lane);
     return this;
   }
-  v128Zero(): this {
-    this.code.push(0xfd, 0x0c, ...new Array<number>(16).fill(0));
+  /** Four equal i32 lanes. */
+  i32x4Const(value: number): this {
+    this.simd('v128.const');
+    append(this.code, new Uint8Array(new Int32Array([value, value, value, value]).buffer));
     return this;
+  }
+  v128Zero(): this {
+    return this.i32x4Const(0);
   }
   /** i8x16.shuffle of the two v128 on the stack, lanes given as 16 byte indices (0-31). */
   shuffle(lanes: number[]): this {
-    this.code.push(0xfd, 0x0d, ...lanes);
+    this.simd('i8x16.shuffle');
+    append(this.code, lanes);
     return this;
   }
   /** The upper two f32 lanes moved down, then widened: f64x2 of lanes 2 and 3. */
@@ -124,20 +134,27 @@ export class FunctionBuilder {
    * A do-while loop: `body` runs, then local `counter` advances by `step` and
    * the loop repeats while counter < end (unsigned). Runs at least once.
    */
-  doWhile(counter: number, step: number, end: Bound, body: () => void): this {
+  doWhile(counter: number, step: Bound | number, end: Bound, body: () => void): this {
     this.op(0x03, 0x40);
     body();
-    this.get(counter).i32(step).i32Add().tee(counter);
-    if ('local' in end) this.get(end.local);
-    else this.i32(end.value);
-    this.i32LtU().op(0x0d).u32(0);
+    this.get(counter).push(typeof step === 'number' ? { value: step } : step).i32Add().tee(counter);
+    this.push(end).i32LtU().op(0x0d).u32(0);
     return this.op(0x0b);
   }
 
-  /** Runs `body` only if the i32 on the stack is non-zero. */
-  ifTrue(body: () => void): this {
+  /** Pushes a bound's value. */
+  push(bound: Bound): this {
+    return 'local' in bound ? this.get(bound.local) : this.i32(bound.value);
+  }
+
+  /** Runs `then` if the i32 on the stack is non-zero, else `otherwise`. */
+  ifElse(then: () => void, otherwise?: () => void): this {
     this.op(0x04, 0x40);
-    body();
+    then();
+    if (otherwise != null) {
+      this.op(0x05);
+      otherwise();
+    }
     return this.op(0x0b);
   }
 
@@ -155,10 +172,12 @@ export class FunctionBuilder {
       unsignedLeb(count, out);
       out.push(TYPE_CODE[t]);
     }
-    out.push(...this.code, 0x0b);
+    append(out, this.code);
+    out.push(0x0b);
     const sized: number[] = [];
     unsignedLeb(out.length, sized);
-    return sized.concat(out);
+    append(sized, out);
+    return sized;
   }
 
   private scratchV128(): number {
@@ -166,7 +185,7 @@ export class FunctionBuilder {
     return this.scratch;
   }
   private op(...bytes: number[]): this {
-    this.code.push(...bytes);
+    append(this.code, bytes);
     return this;
   }
   private u32(value: number): this {
@@ -183,10 +202,10 @@ export class FunctionBuilder {
 function section(id: number, items: number[][], out: number[]): void {
   const body: number[] = [];
   unsignedLeb(items.length, body);
-  for (const item of items) body.push(...item);
+  for (const item of items) append(body, item);
   out.push(id);
   unsignedLeb(body.length, out);
-  out.push(...body);
+  append(out, body);
 }
 
 /** A module that imports env.memory and exports each function under its name. */
@@ -195,20 +214,20 @@ export function encodeModule(functions: FunctionBuilder[]): Uint8Array {
   section(1, functions.map((f) => {
     const t = [0x60];
     unsignedLeb(f.params.length, t);
-    t.push(...f.params.map((p) => TYPE_CODE[p]));
+    append(t, f.params.map((p) => TYPE_CODE[p]));
     unsignedLeb(f.results.length, t);
-    t.push(...f.results.map((r) => TYPE_CODE[r]));
+    append(t, f.results.map((r) => TYPE_CODE[r]));
     return t;
   }), out);
   const memoryImport: number[] = [];
-  encodeString('env', memoryImport);
-  encodeString('memory', memoryImport);
+  encodeName('env', memoryImport);
+  encodeName('memory', memoryImport);
   memoryImport.push(0x02, 0x00, 0x00);
   section(2, [memoryImport], out);
   section(3, functions.map((_, i) => { const t: number[] = []; unsignedLeb(i, t); return t; }), out);
   section(7, functions.map((f, i) => {
     const e: number[] = [];
-    encodeString(f.name, e);
+    encodeName(f.name, e);
     e.push(0x00);
     unsignedLeb(i, e);
     return e;
