@@ -19,7 +19,7 @@ const SIZES = Object.values(MODELS).map((m) => ({ name: m.name, floats: m.parame
 async function runWorker(): Promise<void> {
   const world = worldFromEnv();
   if (world == null) throw new Error('no RANK/WORLD_SIZE');
-  const comm = new RingCommunicator(world, 60_000);
+  const comm = new RingCommunicator(world, 60_000, 60_000);
   const repeats = Number(process.env.REPEATS);
   const results: { name: string; ms: number }[] = [];
   for (const size of SIZES) {

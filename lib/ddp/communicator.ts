@@ -47,21 +47,25 @@ export class RingCommunicator implements Communicator {
   private readonly thread: Worker;
   private spent = 0;
 
-  constructor(world: World, private readonly timeoutMs: number) {
+  /**
+   * Meets the other ranks (up to `rendezvousMs`); later collectives give up
+   * after `operationMs` (a peer that died closes its sockets long before).
+   */
+  constructor(world: World, rendezvousMs: number, private readonly operationMs: number) {
     this.rank = world.rank;
     this.size = world.worldSize;
     this.shared = makeShared(1 << 16);
-    this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), { workerData: { world, timeoutMs, shared: this.shared } });
+    this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), { workerData: { world, timeoutMs: rendezvousMs, shared: this.shared } });
     this.thread.unref();
     // A little longer than the thread's own deadline, so that its message (who is missing) wins.
-    this.await('rendezvous', timeoutMs + 5000);
+    this.await('rendezvous', rendezvousMs + 5000);
   }
 
   get seconds(): number {
     return this.spent;
   }
 
-  private await(what: string, timeoutMs = this.timeoutMs): void {
+  private await(what: string, timeoutMs = this.operationMs): void {
     const control = this.shared.control;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -105,7 +109,17 @@ export class RingCommunicator implements Communicator {
   }
 }
 
-export function defaultCommTimeoutMs(env: Record<string, string | undefined> = process.env): number {
-  const seconds = Number(env.FASHION_MNIST_RENDEZVOUS_TIMEOUT ?? 120);
-  return (Number.isFinite(seconds) && seconds > 0 ? seconds : 120) * 1000;
+function secondsVar(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const seconds = Number(env[name] ?? fallback);
+  return (Number.isFinite(seconds) && seconds > 0 ? seconds : fallback) * 1000;
+}
+
+/**
+ * The communicator for this process's place in the job. Waits set by
+ * FASHION_MNIST_RENDEZVOUS_TIMEOUT (default 120 s) and
+ * FASHION_MNIST_COLLECTIVE_TIMEOUT (default 1800 s), in seconds.
+ */
+export function openCommunicator(world: World, env: Record<string, string | undefined> = process.env): Communicator {
+  if (world.worldSize === 1) return new SoloCommunicator();
+  return new RingCommunicator(world, secondsVar(env, 'FASHION_MNIST_RENDEZVOUS_TIMEOUT', 120), secondsVar(env, 'FASHION_MNIST_COLLECTIVE_TIMEOUT', 1800));
 }

@@ -4,7 +4,7 @@
  * that rank, and reports events, the result or its error back.
  */
 import { worldFromEnv } from './world';
-import { defaultCommTimeoutMs, RingCommunicator, SoloCommunicator } from './communicator';
+import { openCommunicator } from './communicator';
 import { trainRank } from '../train/loop';
 import type { StartMessage, WorkerMessage } from './messages';
 import { injectFaults } from './faults';
@@ -24,7 +24,7 @@ process.once('message', (message: StartMessage) => {
   const rank = world?.rank ?? 0;
   void (async () => {
     if (world == null) throw new Error('worker started without RANK/WORLD_SIZE');
-    const comm = world.worldSize > 1 ? new RingCommunicator(world, defaultCommTimeoutMs()) : new SoloCommunicator();
+    const comm = openCommunicator(world);
     const result = await trainRank(message.config, world, comm, (event) => {
       injectFaults(world.rank, event);
       void send({ type: 'event', rank, event });

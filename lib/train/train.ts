@@ -1,4 +1,4 @@
-import { defaultCommTimeoutMs, RingCommunicator, SoloCommunicator } from '../ddp/communicator';
+import { openCommunicator, SoloCommunicator } from '../ddp/communicator';
 import { launchWorkers } from '../ddp/launch';
 import { SINGLE_WORLD, worldFromEnv } from '../ddp/world';
 import type { TrainConfig } from './config';
@@ -17,7 +17,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const emit = hooks.onEvent ?? (() => undefined);
   const world = worldFromEnv();
   if (world != null) {
-    const comm = world.worldSize > 1 ? new RingCommunicator(world, defaultCommTimeoutMs()) : new SoloCommunicator();
+    const comm = openCommunicator(world);
     try {
       // Every rank computes the same metrics; rank 0 reports them, as in the course.
       return await trainRank(config, world, comm, world.rank === 0 ? emit : () => undefined);
