@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UsageError, helpText, parseArgs, rejectUnimplemented } from '../lib/cli/args';
+import { UsageError, helpText, parseArgs } from '../lib/cli/args';
 import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
 
 function usageError(argv: string[], ...fragments: string[]): void {
@@ -32,6 +32,9 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--master-addr', '10.0.0.5', { masterAddr: '10.0.0.5' }],
   ['--micro-batch', '16', { microBatch: 16 }],
   ['--dropout', '0', { dropout: 0 }],
+  ['--optimizer', 'lars', { optimizer: 'lars' }],
+  ['--weight-decay', '0.0005', { weightDecay: 0.0005 }],
+  ['--scale-lr', 'sqrt', { scaleLr: 'sqrt' }],
   ['--master-port', '29501', { masterPort: 29501 }],
   ['--warmup-epochs', '0', { warmupEpochs: 0 }],
   ['--target-accuracy', '0.9', { targetAccuracy: 0.9 }],
@@ -45,6 +48,22 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--save', 'models/cnn', { save: 'models/cnn' }],
   ['--runs-dir', 'out/runs', { runsDir: 'out/runs' }],
 ];
+
+/** Flags that only some optimizers read, each with one that does. */
+const OPTIMIZER_SPECIFIC: [string, string, Partial<TrainConfig>, string][] = [
+  ['--beta1', '0.9', { beta1: 0.9 }, 'novograd'],
+  ['--beta2', '0.98', { beta2: 0.98 }, 'novograd'],
+  ['--eps', '1e-6', { eps: 1e-6 }, 'lamb'],
+  ['--trust-coefficient', '0.02', { trustCoefficient: 0.02 }, 'lars'],
+];
+
+for (const [flag, value, expected, optimizer] of OPTIMIZER_SPECIFIC) {
+  test(`${flag} is read for --optimizer ${optimizer}`, () => {
+    const want = { ...DEFAULT_CONFIG, ...expected, optimizer };
+    assert.deepEqual(parseArgs(['--optimizer', optimizer, flag, value]).config, want);
+    assert.deepEqual(parseArgs(['--optimizer', optimizer, `${flag}=${value}`]).config, want);
+  });
+}
 
 for (const [flag, value, expected] of EVERY_FLAG) {
   test(`${flag} is read as '${flag} ${value}' and '${flag}=${value}'`, () => {
@@ -169,10 +188,15 @@ test('positional arguments are rejected', () => {
   usageError(['train'], "unexpected argument 'train'", '--help');
 });
 
-test('warmup says it is not implemented yet', () => {
-  usageError(['--warmup-epochs', '5'], '--warmup-epochs 5', 'not implemented yet', 'learning-rate schedules');
-  assert.throws(() => rejectUnimplemented({ ...DEFAULT_CONFIG, warmupEpochs: 2 }), UsageError);
-  assert.doesNotThrow(() => rejectUnimplemented({ ...DEFAULT_CONFIG, numGpus: 4, numNodes: 2, nodeId: 1 }));
+test('optimizer flags: choices, ranges, and settings the chosen optimizer would ignore', () => {
+  assert.equal(parseArgs(['--optimizer', 'novograd', '--grad-averaging', '--beta1', '0.9']).config.optimizer, 'novograd');
+  assert.equal(parseArgs(['--warmup-epochs', '5', '--scale-lr', 'linear', '--warmup-per-iteration']).config.warmupPerIteration, true);
+  usageError(['--optimizer', 'adam'], '--optimizer', 'sgd, novograd, lamb, lars');
+  usageError(['--beta1', '1'], '--beta1', '[0, 1)');
+  usageError(['--weight-decay', '-0.1'], '--weight-decay');
+  usageError(['--eps', '0'], '--eps');
+  usageError(['--scale-lr', 'cubic'], '--scale-lr', 'linear, sqrt, none');
+  usageError(['--optimizer', 'lamb', '--nesterov'], '--nesterov');
 });
 
 test('--help, -h and --version are reported and win over other problems', () => {
@@ -189,7 +213,8 @@ test('help text lists every flag with its default', () => {
   assert.match(text, /Train a model on Fashion-MNIST data-parallel, like the course's PyTorch script\./);
   for (const [flag] of EVERY_FLAG) assert.match(text, new RegExp(`^  ${flag} `, 'm'), flag);
   for (const flag of ['-h, --help', '--version', '--no-progress']) assert.ok(text.includes(flag), flag);
-  assert.equal((text.match(/\(default: /g) ?? []).length, EVERY_FLAG.length);
+  for (const [flag] of OPTIMIZER_SPECIFIC) assert.match(text, new RegExp(`^  ${flag} `, 'm'), flag);
+  assert.equal((text.match(/\(default: /g) ?? []).length, EVERY_FLAG.length + OPTIMIZER_SPECIFIC.length);
   assert.match(text, /default: 40\)/);
   assert.match(text, /default: 0\.01\)/);
   const flat = text.replace(/\s+/g, ' ');

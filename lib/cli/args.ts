@@ -1,9 +1,13 @@
+import { OptimizerConfigError } from '../optim/errors';
+import { checkSettingsApply, createOptimizer, OPTIMIZER_NAMES } from '../optim/factory';
 import {
   BACKEND_NAMES,
   DEFAULT_CONFIG,
   MODEL_NAMES,
+  optimizerSpecOf,
   type TrainConfig,
 } from '../train/config';
+import { SCALE_RULES } from '../train/schedule';
 
 /** A problem with the command line; the message says what to change. */
 export class UsageError extends Error {
@@ -104,6 +108,24 @@ function nonEmpty(raw: string, flag: string): string {
   return raw;
 }
 
+function unitInterval(raw: string, flag: string): number {
+  const n = toNumber(raw);
+  if (!(n >= 0 && n < 1)) throw new UsageError(`${flag} must be a number in [0, 1) (got '${raw}')`);
+  return n;
+}
+
+function nonNegativeNumber(raw: string, flag: string): number {
+  const n = toNumber(raw);
+  if (!(n >= 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a number >= 0 (got '${raw}')`);
+  return n;
+}
+
+function positiveNumber(raw: string, flag: string): number {
+  const n = toNumber(raw);
+  if (!(n > 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a number > 0 (got '${raw}')`);
+  return n;
+}
+
 const VALUE_FLAGS: readonly ValueFlag[] = [
   valueFlag({
     name: 'epochs',
@@ -136,14 +158,35 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     name: 'momentum',
     field: 'momentum',
     metavar: 'M',
-    help: 'SGD momentum, 0 for plain SGD',
-    parse: (raw, flag) => {
-      const n = toNumber(raw);
-      if (!(n >= 0 && n < 1)) {
-        throw new UsageError(`${flag} must be a number in [0, 1) (got '${raw}')`);
-      }
-      return n;
-    },
+    help: 'momentum of sgd and lars, 0 for plain SGD',
+    parse: unitInterval,
+  }),
+  valueFlag({
+    name: 'optimizer', field: 'optimizer', metavar: 'NAME',
+    help: `optimizer: ${OPTIMIZER_NAMES.join(', ')} (see docs/optimizers.md)`, parse: choice(OPTIMIZER_NAMES),
+  }),
+  valueFlag({
+    name: 'weight-decay', field: 'weightDecay', metavar: 'WD',
+    help: 'weight decay (L2 for sgd, novograd, lars; decoupled for lamb)', parse: nonNegativeNumber,
+  }),
+  valueFlag({
+    name: 'beta1', field: 'beta1', metavar: 'B', help: 'first-moment decay of novograd and lamb',
+    defaultText: 'novograd 0.95, lamb 0.9', parse: unitInterval,
+  }),
+  valueFlag({
+    name: 'beta2', field: 'beta2', metavar: 'B', help: 'second-moment decay of novograd and lamb',
+    defaultText: 'novograd 0, lamb 0.999', parse: unitInterval,
+  }),
+  valueFlag({
+    name: 'eps', field: 'eps', metavar: 'E', help: 'denominator term of novograd and lamb',
+    defaultText: 'novograd 1e-8, lamb 1e-6', parse: positiveNumber,
+  }),
+  valueFlag({
+    name: 'trust-coefficient', field: 'trustCoefficient', metavar: 'ETA', help: "LARS's trust coefficient", parse: positiveNumber,
+  }),
+  valueFlag({
+    name: 'scale-lr', field: 'scaleLr', metavar: 'RULE',
+    help: 'scale --base-lr with the number of workers N: linear (x N, Goyal et al.), sqrt (x sqrt N), none', parse: choice(SCALE_RULES),
   }),
   valueFlag({
     name: 'num-gpus',
@@ -170,7 +213,7 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     name: 'warmup-epochs',
     field: 'warmupEpochs',
     metavar: 'N',
-    help: 'epochs of linear learning-rate warmup; only 0 until the schedules land',
+    help: 'epochs of linear warmup from 1/num-gpus of the (scaled) learning rate, like PyTorch LinearLR(start_factor=1/N)',
     parse: nonNegativeInt,
   }),
   valueFlag({
@@ -299,6 +342,10 @@ const SWITCHES = [
   { names: ['--version'], help: 'show the version and exit' },
   { names: ['--no-progress'], help: 'hide the in-epoch progress display' },
   { names: ['--sync-bn'], help: "average BatchNorm's batch statistics across workers (PyTorch's SyncBatchNorm)" },
+  { names: ['--nesterov'], help: 'Nesterov momentum (sgd)' },
+  { names: ['--grad-averaging'], help: "novograd's gradient averaging (the course sets it)" },
+  { names: ['--amsgrad'], help: 'novograd normalizes by the largest second moment so far' },
+  { names: ['--warmup-per-iteration'], help: 'raise the learning rate every step of the warmup (Goyal et al.), not every epoch (the course)' },
   { names: ['--profile-communication'], help: 'split all-reduce time into waiting for the slowest worker and transfer (one barrier per step)' },
   { names: ['--oversubscribe'], help: 'allow more workers than devices (teaching only: they share cores, so the speed-up is not real)' },
 ] as const;
@@ -356,6 +403,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
   const switches = {
     progress: DEFAULT_CONFIG.progress, syncBn: DEFAULT_CONFIG.syncBn, oversubscribe: DEFAULT_CONFIG.oversubscribe,
     profileCommunication: DEFAULT_CONFIG.profileCommunication,
+    nesterov: DEFAULT_CONFIG.nesterov, gradAveraging: DEFAULT_CONFIG.gradAveraging, amsgrad: DEFAULT_CONFIG.amsgrad,
+    warmupPerIteration: DEFAULT_CONFIG.warmupPerIteration,
   };
   const raw = new Map<ValueFlag, string>();
   let firstError: UsageError | undefined;
@@ -387,6 +436,14 @@ export function parseArgs(argv: string[]): ParsedArgs {
         switches.syncBn = true;
       } else if (name === '--profile-communication') {
         switches.profileCommunication = true;
+      } else if (name === '--nesterov') {
+        switches.nesterov = true;
+      } else if (name === '--grad-averaging') {
+        switches.gradAveraging = true;
+      } else if (name === '--amsgrad') {
+        switches.amsgrad = true;
+      } else if (name === '--warmup-per-iteration') {
+        switches.warmupPerIteration = true;
       } else {
         switches.oversubscribe = true;
       }
@@ -424,17 +481,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
       `--node-id must be less than --num-nodes, as nodes count from 0 (got --node-id ${config.nodeId} with --num-nodes ${config.numNodes})`,
     );
   }
-  rejectUnimplemented(config);
-  return { config, help, version };
-}
-
-/** Refuses settings whose features have not landed yet, instead of silently ignoring them. */
-export function rejectUnimplemented(config: TrainConfig): void {
-  if (config.warmupEpochs > 0) {
-    throw new UsageError(
-      `--warmup-epochs ${config.warmupEpochs}: learning-rate warmup is not implemented yet (coming with the learning-rate schedules); use --warmup-epochs 0`,
-    );
+  try {
+    const spec = optimizerSpecOf(config);
+    createOptimizer(spec).dispose();
+    checkSettingsApply(spec);
+  } catch (e) {
+    if (e instanceof OptimizerConfigError) throw new UsageError(e.message);
+    throw e;
   }
+  return { config, help, version };
 }
 
 const HELP_WIDTH = 80;

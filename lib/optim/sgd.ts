@@ -1,40 +1,71 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Optimizer } from './optimizer';
+import { requireNonNegative, requireUnitInterval, OptimizerConfigError } from './errors';
+import { checkStepArguments, type Optimizer } from './optimizer';
 
 export interface SgdOptions {
   momentum: number;
+  /** L2 penalty added to the gradient (torch's weight_decay); default 0. */
+  weightDecay?: number;
+  /** Nesterov momentum; needs momentum > 0. Default false. */
+  nesterov?: boolean;
 }
 
 /**
- * torch.optim.SGD with dampening 0: buf = g on the first step, then
- * buf = momentum * buf + g; p -= lr * buf. With momentum 0: p -= lr * g.
+ * torch.optim.SGD with dampening 0:
+ *   g = grad + weightDecay * p
+ *   buf = g on the first step, then buf = momentum * buf + g
+ *   d = g + momentum * buf (Nesterov) or d = buf
+ *   p -= lr * d
+ * With momentum 0 there is no buffer: p -= lr * g.
  */
 export class Sgd implements Optimizer {
   readonly name = 'sgd';
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
   private buffers: tf.Variable[] | null = null;
 
-  constructor(private readonly options: SgdOptions) {}
+  constructor(options: SgdOptions) {
+    this.momentum = options.momentum;
+    this.weightDecay = options.weightDecay ?? 0;
+    this.nesterov = options.nesterov ?? false;
+    requireUnitInterval('--momentum', this.momentum);
+    requireNonNegative('--weight-decay', this.weightDecay);
+    if (this.nesterov && this.momentum === 0) {
+      throw new OptimizerConfigError('--nesterov needs --momentum > 0 (got 0)');
+    }
+  }
 
   step(params: tf.Variable[], grads: tf.Tensor[], lr: number): void {
-    const { momentum } = this.options;
+    checkStepArguments(params, grads, lr);
+    const { momentum, weightDecay, nesterov } = this;
     tf.tidy(() => {
+      const decayed = weightDecay === 0 ? grads : grads.map((g, i) => tf.add(g, tf.mul(params[i], weightDecay)));
       if (momentum === 0) {
-        params.forEach((p, i) => p.assign(tf.sub(p, tf.mul(grads[i], lr))));
+        params.forEach((p, i) => p.assign(tf.sub(p, tf.mul(decayed[i], lr))));
         return;
       }
       if (this.buffers == null) {
-        this.buffers = grads.map((g) => tf.variable(g, false));
+        this.buffers = decayed.map((g) => tf.variable(g.clone(), false));
       } else {
         const buffers = this.buffers;
-        grads.forEach((g, i) => buffers[i].assign(tf.add(tf.mul(buffers[i], momentum), g)));
+        decayed.forEach((g, i) => buffers[i].assign(tf.add(tf.mul(buffers[i], momentum), g)));
       }
       const buffers = this.buffers;
-      params.forEach((p, i) => p.assign(tf.sub(p, tf.mul(buffers[i], lr))));
+      params.forEach((p, i) => {
+        const direction = nesterov ? tf.add(decayed[i], tf.mul(buffers[i], momentum)) : buffers[i];
+        p.assign(tf.sub(p, tf.mul(direction, lr)));
+      });
     });
   }
 
   state(): tf.Tensor[] {
     return this.buffers ?? [];
+  }
+
+  describe(): string {
+    const extras = [this.nesterov ? 'Nesterov' : '', this.weightDecay !== 0 ? `weight decay ${this.weightDecay}` : ''].filter((s) => s);
+    return `sgd (momentum ${this.momentum}${extras.map((e) => `, ${e}`).join('')})`;
   }
 
   dispose(): void {

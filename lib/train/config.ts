@@ -1,3 +1,6 @@
+import type { OptimizerName, OptimizerSpec } from '../optim/factory';
+import type { ScaleRule } from './schedule';
+
 /** Names of the models in `lib/models`. */
 export const MODEL_NAMES = ['cnn', 'wideresnet-dw', 'wideresnet'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
@@ -16,13 +19,29 @@ export interface TrainConfig {
   batchSize: number;
   /** Learning rate before any scaling rule (the course's `--base-lr`). */
   baseLr: number;
-  /** SGD momentum (0 = plain SGD). */
+  /** sgd (the course), novograd, lamb or lars. */
+  optimizer: OptimizerName;
+  /** Momentum of sgd and lars (0 = plain SGD). */
   momentum: number;
+  weightDecay: number;
+  nesterov: boolean;
+  /** novograd and lamb; null = the optimizer's own default. */
+  beta1: number | null;
+  beta2: number | null;
+  eps: number | null;
+  gradAveraging: boolean;
+  amsgrad: boolean;
+  /** LARS's eta. */
+  trustCoefficient: number;
+  /** How the learning rate grows with the workers: lr = base-lr x N (linear), x sqrt(N), or not. */
+  scaleLr: ScaleRule;
+  /** Warm up every step (Goyal et al.) instead of every epoch (the course). */
+  warmupPerIteration: boolean;
   /** Devices (worker processes) per node; 1 until the DDP engine lands. */
   numGpus: number;
   numNodes: number;
   nodeId: number;
-  /** Epochs of linear learning-rate warmup; 0 until the schedules land. */
+  /** Epochs of LinearLR warmup from 1/N of the learning rate (0 = none). */
   warmupEpochs: number;
   /** Early stop once the last `patience` validation accuracies all reach this. */
   targetAccuracy: number;
@@ -64,7 +83,18 @@ export const DEFAULT_CONFIG: TrainConfig = {
   epochs: 40,
   batchSize: 32,
   baseLr: 0.01,
+  optimizer: 'sgd',
   momentum: 0.9,
+  weightDecay: 0,
+  nesterov: false,
+  beta1: null,
+  beta2: null,
+  eps: null,
+  gradAveraging: false,
+  amsgrad: false,
+  trustCoefficient: 0.001,
+  scaleLr: 'none',
+  warmupPerIteration: false,
   numGpus: 1,
   numNodes: 1,
   nodeId: 0,
@@ -86,3 +116,11 @@ export const DEFAULT_CONFIG: TrainConfig = {
   microBatch: null,
   profileCommunication: false,
 };
+
+/** The optimizer part of a configuration. */
+export function optimizerSpecOf(c: TrainConfig): OptimizerSpec {
+  return {
+    name: c.optimizer, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, beta1: c.beta1,
+    beta2: c.beta2, eps: c.eps, gradAveraging: c.gradAveraging, amsgrad: c.amsgrad, trustCoefficient: c.trustCoefficient,
+  };
+}

@@ -7,14 +7,15 @@ import { flatten, unflatten } from '../ddp/flat';
 import type { World } from '../ddp/world';
 import { activationFloatsPerImage, buildModel, countTrainableParameters } from '../models';
 import { setBatchNormSync } from '../models/batch-norm';
-import { Sgd } from '../optim/sgd';
-import type { TrainConfig } from './config';
+import { createOptimizer } from '../optim/factory';
+import { optimizerSpecOf, type TrainConfig } from './config';
 import type { Outcome, TrainEvent, TrainResult } from './events';
 import { maxMicroBatch } from './memory';
 import { type EpochMetrics, shouldStopEarly } from './metrics';
 import { permutation } from './random';
 import { RunRecord } from './run-record';
 import { saveModel } from './save';
+import { LearningRateSchedule } from './schedule';
 import { shardBatches, stepsPerEpoch } from './sampler';
 import { Trainer } from './trainer';
 
@@ -22,11 +23,6 @@ import { Trainer } from './trainer';
 function trainIndices(split: Split, subset: number | null, seed: number): Int32Array {
   if (subset == null || subset >= split.count) return Int32Array.from({ length: split.count }, (_, i) => i);
   return permutation(split.count, 0x5eed + seed).slice(0, subset);
-}
-
-/** Chooses the learning rate of a step (the schedules of later lessons plug in here). */
-function learningRate(config: TrainConfig): number {
-  return config.baseLr;
 }
 
 /** Makes every rank start from rank 0's weights (trainable and BatchNorm statistics). */
@@ -104,7 +100,7 @@ export async function trainRank(
   broadcastWeights(model, comm);
   const parameters = countTrainableParameters(model);
   const microBatch = Math.min(config.batchSize, config.microBatch ?? maxMicroBatch(engine.name, activationFloatsPerImage(model)));
-  const trainer = new Trainer(model, new Sgd({ momentum: config.momentum }), microBatch);
+  const trainer = new Trainer(model, createOptimizer(optimizerSpecOf(config)), microBatch);
   const leader = world.rank === 0;
 
   const indices = trainIndices(data.train, config.trainSubset, config.seed);
@@ -115,6 +111,10 @@ export async function trainRank(
       `${indices.length} training images: lower --batch-size or raise --train-subset`);
   }
   const globalBatch = world.worldSize * config.batchSize;
+  const schedule = new LearningRateSchedule({
+    baseLr: config.baseLr, workers: world.worldSize, scaleRule: config.scaleLr,
+    warmupEpochs: config.warmupEpochs, warmupUnit: config.warmupPerIteration ? 'iteration' : 'epoch',
+  });
   const record = leader
     ? new RunRecord(config.runsDir, { config, engine: engine.description, parameters, stepsPerEpoch: steps, microBatch, worldSize: world.worldSize })
     : null;
@@ -122,6 +122,7 @@ export async function trainRank(
     type: 'start', runId: record?.id ?? '', runDir: record?.dir ?? '', engine: engine.description, parameters,
     worldSize: world.worldSize, trainImages: steps * globalBatch, valImages: valCount, stepsPerEpoch: steps, microBatch,
   });
+  emit({ type: 'log', message: `Optimizer: ${trainer.optimizer.describe?.() ?? trainer.optimizer.name}; ${schedule.describe()}` });
   if (microBatch < config.batchSize && config.microBatch == null) {
     emit({
       type: 'log',
@@ -142,9 +143,9 @@ export async function trainRank(
       const batches = shardBatches({
         datasetSize: indices.length, numReplicas: world.worldSize, rank: world.rank, batchSize: config.batchSize, seed: config.seed, epoch,
       });
-      const lr = learningRate(config);
       comm.barrier();
       const started = performance.now();
+      let lr = schedule.lr(epoch - 1, 0, batches.length);
       let computeSeconds = 0;
       let waitSeconds = 0;
       let allReduceSeconds = 0;
@@ -171,6 +172,7 @@ export async function trainRank(
           break;
         }
         const applyStart = performance.now();
+        lr = schedule.lr(epoch - 1, step, batches.length);
         trainer.applyGradients(grads, lr);
         computeSeconds += (performance.now() - applyStart) / 1000;
         lossSum += loss;
