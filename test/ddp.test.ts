@@ -111,6 +111,15 @@ describe('data-parallel training: one worker process per device', () => {
     assert.deepEqual(result.replicas[0], result.replicas[1]);
   });
 
+  for (const optimizer of ['novograd', 'lamb', 'lars'] as const) {
+    it(`keeps ${optimizer}'s state identical on every rank`, async () => {
+      const result = await train(config({ model: 'cnn', optimizer, numGpus: 2, batchSize: 16, trainSubset: 256, valSubset: 50 }));
+      assert.equal(result.replicas.length, 2);
+      assert.deepEqual(result.replicas[0], result.replicas[1]);
+      assert.notEqual(result.replicas[0].optimizerState, result.replicas[0].weights);
+    });
+  }
+
   it('--sync-bn makes BatchNorm see the global batch, as PyTorch SyncBatchNorm does', async () => {
     const model = { model: 'wideresnet-dw' as const, dropout: 0, trainSubset: 16, valSubset: 20, baseLr: 0.01, seed: 3 };
     const one = await trainAndSave('bn-one', { ...model, numGpus: 1, batchSize: 16 });
