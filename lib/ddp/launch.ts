@@ -101,6 +101,7 @@ function relay(stream: NodeJS.ReadableStream | null, rank: number, out: NodeJS.W
 }
 
 const KILL_GRACE_MS = 3000;
+const ECHO_GRACE_MS = 2000;
 
 /**
  * Starts one worker process per local device (ranks nodeId x numGpus + i)
@@ -126,8 +127,20 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
       for (const child of children) if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL');
     }, KILL_GRACE_MS).unref();
   };
-  const fail = (rank: number, message: string) => {
-    if (failure == null) failure = new WorkerError(rank, `rank ${rank} failed: ${message}`);
+  // A worker that lost its connection to a failed peer usually reports first;
+  // give the failed peer a moment to tell its own story, which is the one to show.
+  let echo: { rank: number; message: string } | null = null;
+  const fail = (rank: number, message: string, isEcho = false) => {
+    if (failure != null) return;
+    if (isEcho) {
+      if (echo == null) {
+        echo = { rank, message };
+        setTimeout(() => { if (echo != null) fail(echo.rank, echo.message); }, ECHO_GRACE_MS).unref();
+      }
+      return;
+    }
+    failure = new WorkerError(rank, `rank ${rank} failed: ${message}`);
+    echo = null;
     stopAll();
   };
 
@@ -152,14 +165,14 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
       errorTail.push(line.trim());
       if (errorTail.length > 3) errorTail.shift();
     });
-    let reported: string | null = null;
+    let reported: { message: string; isEcho: boolean } | null = null;
     child.on('message', (message: WorkerMessage) => {
       if (message.type === 'event' && message.rank === 0) emit(message.event);
       else if (message.type === 'done') {
         replicas[message.rank - config.nodeId * config.numGpus] = message.result.replicas[0];
         if (message.rank === 0) result = message.result;
       }
-      else if (message.type === 'error') reported = message.message;
+      else if (message.type === 'error') reported = { message: message.message, isEcho: message.kind === 'CommError' };
     });
     return new Promise<void>((resolve) => {
       child.on('exit', (code, signal) => {
@@ -171,7 +184,8 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
             ? ' (out of memory: lower --batch-size or --micro-batch)'
             : signal === 'SIGKILL' ? ' (by the system? out of memory?)' : '';
           const last = errorTail.length > 0 ? `; its last words: ${errorTail.slice(-2).join(' | ')}` : '';
-          fail(rank, reported ?? `${how}${oom}${last}`);
+          if (reported != null) fail(rank, reported.message, reported.isEcho);
+          else fail(rank, `${how}${oom}${last}`);
         }
         resolve();
       });

@@ -11,4 +11,4 @@ export interface StartMessage {
 export type WorkerMessage =
   | { type: 'event'; rank: number; event: TrainEvent }
   | { type: 'done'; rank: number; result: Omit<TrainResult, 'model'> }
-  | { type: 'error'; rank: number; message: string; stack?: string };
+  | { type: 'error'; rank: number; message: string; kind: string; stack?: string };

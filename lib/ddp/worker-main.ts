@@ -36,7 +36,7 @@ process.once('message', (message: StartMessage) => {
     process.exit(0);
   })().catch(async (e: unknown) => {
     const error = e instanceof Error ? e : new Error(String(e));
-    await send({ type: 'error', rank, message: error.message, stack: error.stack });
+    await send({ type: 'error', rank, message: error.message, kind: error.name, stack: error.stack });
     process.exit(1);
   });
 });
