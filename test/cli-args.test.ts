@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UsageError, helpText, parseArgs } from '../lib/cli/args';
+import { UsageError, configToArgv, helpText, parseArgs } from '../lib/cli/args';
 import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
 
 function usageError(argv: string[], ...fragments: string[]): void {
@@ -222,4 +222,14 @@ test('help text lists every flag with its default', () => {
   assert.ok(flat.includes('first N images of a fixed, seeded shuffle'));
   assert.ok(flat.includes('auto tries tensorflow-gpu, tensorflow, wasm, cpu in that order'));
   for (const line of text.split('\n')) assert.ok(line.length <= 80, `line too long: ${line}`);
+});
+
+test('configToArgv is the reverse of parseArgs, so the library checks settings like the command', () => {
+  const configs: TrainConfig[] = [
+    DEFAULT_CONFIG,
+    { ...DEFAULT_CONFIG, model: 'wideresnet-dw', numGpus: 2, batchSize: 64, baseLr: 0.08, optimizer: 'novograd', beta1: 0.9, gradAveraging: true, warmupEpochs: 2, scaleLr: 'linear', trainSubset: 5000, save: 'out/m', progress: false, syncBn: true },
+  ];
+  for (const config of configs) assert.deepEqual(parseArgs(configToArgv(config)).config, config);
+  assert.throws(() => parseArgs(configToArgv({ ...DEFAULT_CONFIG, optimizer: 'adam' as never })), /--optimizer must be one of/);
+  assert.throws(() => parseArgs(configToArgv({ ...DEFAULT_CONFIG, batchSize: 0 })), /--batch-size must be a positive integer/);
 });

@@ -32,6 +32,7 @@ const TEST_IMAGES = 10_000;
 /** A flag that takes a value; `apply` checks the raw text and stores it in the config. */
 interface ValueFlag {
   name: string;
+  field: keyof TrainConfig;
   metavar: string;
   help: string;
   defaultText: string;
@@ -49,6 +50,7 @@ function valueFlag<K extends keyof TrainConfig>(spec: {
   const flag = `--${spec.name}`;
   return {
     name: spec.name,
+    field: spec.field,
     metavar: spec.metavar,
     help: spec.help,
     defaultText: spec.defaultText ?? String(DEFAULT_CONFIG[spec.field]),
@@ -537,4 +539,23 @@ export function helpText(): string {
     ...otherSwitches,
     '',
   ].join('\n');
+}
+
+/**
+ * The command line that gives `config` (the reverse of parseArgs), so that
+ * the library and notebooks check settings with exactly the command's rules.
+ */
+export function configToArgv(config: TrainConfig): string[] {
+  const argv: string[] = [];
+  for (const flag of VALUE_FLAGS) {
+    const value = config[flag.field];
+    if (value !== null && value !== DEFAULT_CONFIG[flag.field]) argv.push(`--${flag.name}`, String(value));
+  }
+  const switches: [keyof TrainConfig, string, boolean][] = [
+    ['progress', '--no-progress', false], ['syncBn', '--sync-bn', true], ['oversubscribe', '--oversubscribe', true],
+    ['profileCommunication', '--profile-communication', true], ['nesterov', '--nesterov', true],
+    ['gradAveraging', '--grad-averaging', true], ['amsgrad', '--amsgrad', true], ['warmupPerIteration', '--warmup-per-iteration', true],
+  ];
+  for (const [field, name, whenOn] of switches) if (config[field] === whenOn && whenOn !== DEFAULT_CONFIG[field]) argv.push(name);
+  return argv;
 }
