@@ -20,9 +20,9 @@ export class WorkerError extends Error {
   }
 }
 
-/** The compiled worker entry: child processes cannot run the .ts sources. */
-function workerEntry(): string {
-  const beside = path.join(__dirname, 'worker-main.js');
+/** A compiled entry of lib/ddp (dist/lib/ddp/<file>): child processes cannot run the .ts sources. */
+export function compiledEntry(file: string): string {
+  const beside = path.join(__dirname, file);
   if (fs.existsSync(beside)) return beside;
   let dir = __dirname;
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
@@ -30,7 +30,7 @@ function workerEntry(): string {
     if (up === dir) break;
     dir = up;
   }
-  const compiled = path.join(dir, 'dist', 'lib', 'ddp', 'worker-main.js');
+  const compiled = path.join(dir, 'dist', 'lib', 'ddp', file);
   if (!fs.existsSync(compiled)) throw new LaunchError(`cannot find the compiled worker ${compiled}: run "npm run build" first`);
   return compiled;
 }
@@ -111,7 +111,7 @@ const ECHO_GRACE_MS = 2000;
  */
 export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
   const { gpus } = checkDevices(config);
-  const entry = workerEntry();
+  const entry = compiledEntry('worker-main.js');
   const worldSize = config.numGpus * config.numNodes;
   const masterAddr = config.masterAddr ?? DEFAULT_MASTER_ADDR;
   const masterPort = config.masterPort ?? (config.numNodes > 1 ? DEFAULT_MASTER_PORT : await freePort());

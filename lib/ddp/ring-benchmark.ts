@@ -1,0 +1,96 @@
+import { fork } from 'node:child_process';
+import { compiledEntry, freePort } from './launch';
+import { openCommunicator } from './communicator';
+import { worldFromEnv } from './world';
+
+export interface RingSize {
+  name: string;
+  floats: number;
+}
+
+export interface RingTiming extends RingSize {
+  workers: number;
+  /** Median milliseconds per all-reduce. */
+  ms: number;
+}
+
+/** Runs inside each forked process: times all-reduces of each size and reports the medians. */
+function runRank(): void {
+  const world = worldFromEnv();
+  if (world == null) throw new Error('ring benchmark worker started without RANK/WORLD_SIZE');
+  const comm = openCommunicator(world);
+  const { sizes, repeats } = JSON.parse(process.env.FASHION_MNIST_RING_BENCH ?? '{}') as { sizes: RingSize[]; repeats: number };
+  const medians = sizes.map((size) => {
+    const data = new Float32Array(size.floats).fill(world.rank + 1);
+    comm.allReduce(data);
+    const times: number[] = [];
+    const count = size.floats > 1e7 ? Math.max(3, Math.floor(repeats / 4)) : repeats;
+    for (let i = 0; i < count; i++) {
+      comm.barrier();
+      const t = performance.now();
+      comm.allReduce(data);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(times.length / 2)];
+  });
+  comm.close();
+  process.send?.(medians, () => process.exit(0));
+}
+
+/**
+ * Times the ring all-reduce alone between `workers` processes on this
+ * machine, for each buffer size (median of `repeats`, after a barrier).
+ */
+export async function measureAllReduce(workers: number, sizes: RingSize[], repeats = 20): Promise<RingTiming[]> {
+  if (workers < 2) return sizes.map((s) => ({ ...s, workers, ms: 0 }));
+  const port = await freePort();
+  const entry = compiledEntry('ring-benchmark.js');
+  const medians = await Promise.all(Array.from({ length: workers }, (_, rank) => new Promise<number[]>((resolve, reject) => {
+    const child = fork(entry, ['--ring-benchmark-rank'], {
+      execArgv: [],
+      env: {
+        ...process.env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_PORT: String(port),
+        MASTER_ADDR: '127.0.0.1', FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }),
+      },
+    });
+    child.on('message', (m) => resolve(m as number[]));
+    child.on('exit', (code) => { if (code !== 0) reject(new Error(`ring benchmark rank ${rank} exited with code ${code}`)); });
+  })));
+  return sizes.map((s, i) => ({ ...s, workers, ms: medians[0][i] }));
+}
+
+/** Latency per message and bandwidth that fit the ring's cost model to measured timings. */
+export interface RingCostModel {
+  latencyMs: number;
+  /** Bytes per millisecond each link carries (1e6 = 1 GB/s). */
+  bytesPerMs: number;
+}
+
+/**
+ * Ring all-reduce time: 2 (N-1) x latency + 2 (N-1)/N x bytes / bandwidth.
+ * Least squares over the timings (use a tiny and a large buffer at least).
+ */
+export function fitRingCostModel(timings: RingTiming[]): RingCostModel {
+  const rows = timings.filter((t) => t.workers > 1).map((t) => ({
+    a: 2 * (t.workers - 1), b: ((2 * (t.workers - 1)) / t.workers) * t.floats * 4, y: t.ms,
+  }));
+  const saa = rows.reduce((s, r) => s + r.a * r.a, 0);
+  const sab = rows.reduce((s, r) => s + r.a * r.b, 0);
+  const sbb = rows.reduce((s, r) => s + r.b * r.b, 0);
+  const say = rows.reduce((s, r) => s + r.a * r.y, 0);
+  const sby = rows.reduce((s, r) => s + r.b * r.y, 0);
+  const det = saa * sbb - sab * sab;
+  if (rows.length < 2 || Math.abs(det) < 1e-12) throw new Error('fitRingCostModel needs timings of at least two buffer sizes');
+  const latencyMs = Math.max(0, (say * sbb - sby * sab) / det);
+  const perByte = Math.max(1e-12, (saa * sby - sab * say) / det);
+  return { latencyMs, bytesPerMs: 1 / perByte };
+}
+
+/** Predicted milliseconds of one ring all-reduce of `bytes` among `workers`. */
+export function ringAllReduceMs(model: RingCostModel, workers: number, bytes: number): number {
+  if (workers < 2) return 0;
+  return 2 * (workers - 1) * model.latencyMs + ((2 * (workers - 1)) / workers) * bytes / model.bytesPerMs;
+}
+
+if (process.argv.includes('--ring-benchmark-rank')) runRank();
