@@ -128,6 +128,8 @@ export interface ThroughputChartOptions {
   rows: ThroughputRow[];
   /** Draw the ideal linear scaling, dashed: the fewest workers' throughput times workers / those workers (default true). */
   ideal?: boolean;
+  /** Logarithmic axes, for projections to hundreds of workers. */
+  log?: boolean;
   title?: string;
   width?: number;
   height?: number;
@@ -152,8 +154,8 @@ export function throughputChart(o: ThroughputChartOptions): VegaLiteSpec {
   }
   const several = labels.length > 1;
   const workers = [...new Set(o.rows.map((r) => r.workers))].sort((a, b) => a - b);
-  const x = { field: 'workers', type: 'quantitative', title: 'Workers', axis: { values: workers, format: 'd' }, scale: { zero: false } };
-  const y = { field: 'imagesPerSec', type: 'quantitative', title: 'Throughput (images/s)', scale: { zero: true } };
+  const x = { field: 'workers', type: 'quantitative', title: 'Workers', axis: { values: workers, format: 'd' }, scale: o.log ? { type: 'log' } : { zero: false } };
+  const y = { field: 'imagesPerSec', type: 'quantitative', title: 'Throughput (images/s)', scale: o.log ? { type: 'log' } : { zero: true } };
   const color = several ? { color: { field: 'label', type: 'nominal', title: 'Setup' } } : {};
   const tooltip = [
     ...(several ? [{ field: 'label', type: 'nominal', title: 'Setup' }] : []),
