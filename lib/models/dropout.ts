@@ -1,4 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import {
+  DROPOUT, DROPOUT_GRAD, DropoutAttrs, dropoutKey, dropoutMask, dropThreshold, registerDropoutKernels,
+} from '../kernels/dropout-kernels';
+import { hasKernel } from '../kernels/elementwise';
 
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 interface DropoutArgs extends LayerArgs {
@@ -11,9 +15,44 @@ interface StockDropout extends tf.layers.Layer {
 const StockDropoutClass = tf.layers.dropout({ rate: 0.5 }).constructor as new (args: DropoutArgs) => StockDropout;
 
 /**
+ * Inverted dropout with the mask of call `call` of a layer seeded `seed`
+ * (dropout-kernels.ts): kept elements are x / (1 - rate), dropped ones 0, and
+ * the gradient is dy / (1 - rate) where kept, 0 where dropped. The mask is the
+ * same on every backend. On wasm and cpu one kernel does each direction and
+ * the backward pass regenerates the mask; elsewhere tfjs ops apply a mask
+ * computed in JavaScript.
+ */
+export function seededDropout(x: tf.Tensor, rate: number, seed: number, call: number): tf.Tensor {
+  dropThreshold(rate);
+  registerDropoutKernels();
+  const [key0, key1] = dropoutKey(seed, call);
+  const attrs: DropoutAttrs = { rate, key0, key1 };
+  const keep = 1 - rate;
+  const fused = hasKernel(DROPOUT, x) && hasKernel(DROPOUT_GRAD, x);
+  const op = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
+    const xIn = args[0] as tf.Tensor;
+    const save = args[1] as (saved: tf.Tensor[]) => void;
+    if (fused) {
+      return {
+        value: tf.engine().runKernel(DROPOUT, { x: xIn }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor) => tf.engine().runKernel(DROPOUT_GRAD, { dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor,
+      };
+    }
+    const mask = tf.tensor(dropoutMask(xIn.size, rate, [key0, key1]), xIn.shape, 'float32');
+    save([mask]);
+    return {
+      value: tf.mul(tf.div(xIn, keep), mask),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.div(tf.mul(dy, saved[0]), keep),
+    };
+  });
+  return op(x);
+}
+
+/**
  * Dropout whose masks follow from a seed: a new mask every step, the same
- * sequence of masks in every run with that seed. (tfjs's Dropout with a seed
- * draws the same mask at every step.) Saved as a standard Dropout layer.
+ * sequence of masks in every run with that seed and on every engine. (tfjs's
+ * Dropout with a seed draws the same mask at every step.) Saved as a standard
+ * Dropout layer.
  */
 export class SeededDropout extends StockDropoutClass {
   private calls = 0;
@@ -25,7 +64,7 @@ export class SeededDropout extends StockDropoutClass {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     if (kwargs['training'] !== true || this.rate <= 0) return tf.clone(x);
-    const seed = this.baseSeed * 1_000_003 + this.calls++;
-    return tf.tidy(() => tf.dropout(x, this.rate, undefined, seed));
+    const call = this.calls++;
+    return tf.tidy(() => seededDropout(x, this.rate, this.baseSeed, call));
   }
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchNorm } from './batch-norm';
 import { SeededDropout } from './dropout';
 import { SeededInit } from './init';
+import { reLU } from './relu';
 
 type Sym = tf.SymbolicTensor;
 
@@ -38,7 +39,7 @@ export function buildWideResNet(seed: number, depthwise: boolean, dropout: numbe
   const cbr = (x: Sym, inC: number, outC: number): Sym => {
     const conv = conv3x3(x, inC, outC);
     const normed = batchNorm(nextName('bn')).apply(conv) as Sym;
-    return tf.layers.reLU({ name: nextName('relu') }).apply(normed) as Sym;
+    return reLU(nextName('relu')).apply(normed) as Sym;
   };
   const block = (x: Sym, inC: number, outC: number): Sym => {
     let main = cbr(x, inC, outC);

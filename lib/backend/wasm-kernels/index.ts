@@ -6,6 +6,7 @@ import { batchMatMulKernel } from './batch-mat-mul';
 import { maxPoolGradKernel } from './max-pool-grad';
 import { noCopyKernels } from './no-copy';
 import { sumKernel } from './sum';
+import { registerReluGradient } from '../../kernels/relu-grad';
 
 let registered = false;
 
@@ -16,7 +17,8 @@ let registered = false;
  * training step spends time in (depthwise conv with multiplier 1, AvgPoolGrad,
  * transposed BatchMatMul, Sum over leading axes, and an Identity and
  * same-dtype Cast that share data). Where it can, the work runs in generated
- * SIMD loops on the wasm heap (simd-module.ts), else as before.
+ * SIMD loops on the wasm heap (simd-module.ts), else as before. Also
+ * registers the one-pass ReLU gradient (lib/kernels/relu-grad.ts).
  * Call after the wasm backend is ready.
  */
 export function registerWasmTrainingKernels(): void {
@@ -29,5 +31,6 @@ export function registerWasmTrainingKernels(): void {
     if (tf.getKernel(config.kernelName, 'wasm') != null) tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   }
+  registerReluGradient();
   registered = true;
 }

@@ -46,10 +46,12 @@ function encodeName(name: string, out: number[]): void {
 /** SIMD instructions (0xfd prefix) this project uses, by their spec names. */
 const SIMD = {
   'v128.load': 0x00, 'v128.load32_splat': 0x09, 'v128.store': 0x0b, 'v128.const': 0x0c, 'i8x16.shuffle': 0x0d,
-  'f32x4.splat': 0x13, 'i32x4.extract_lane': 0x1b, 'i64x2.extract_lane': 0x1d,
-  'i32x4.eq': 0x37, 'f32x4.gt': 0x44, 'v128.and': 0x4e, 'v128.bitselect': 0x52,
+  'i32x4.splat': 0x11, 'f32x4.splat': 0x13, 'i32x4.extract_lane': 0x1b, 'i64x2.extract_lane': 0x1d,
+  'i32x4.eq': 0x37, 'i32x4.ge_u': 0x40, 'f32x4.ne': 0x42, 'f32x4.gt': 0x44,
+  'v128.and': 0x4e, 'v128.or': 0x50, 'v128.xor': 0x51, 'v128.bitselect': 0x52,
   'f32x4.demote_f64x2_zero': 0x5e, 'f64x2.promote_low_f32x4': 0x5f,
-  'f32x4.add': 0xe4, 'f32x4.sub': 0xe5, 'f32x4.mul': 0xe6,
+  'i32x4.shl': 0xab, 'i32x4.shr_u': 0xad, 'i32x4.add': 0xae, 'i32x4.mul': 0xb5,
+  'f32x4.add': 0xe4, 'f32x4.sub': 0xe5, 'f32x4.mul': 0xe6, 'f32x4.div': 0xe7,
   'f64x2.add': 0xf0, 'f64x2.sub': 0xf1, 'f64x2.mul': 0xf2,
 } as const;
 export type SimdOp = keyof typeof SIMD;
@@ -113,6 +115,12 @@ export class FunctionBuilder {
   i32x4Const(value: number): this {
     this.simd('v128.const');
     append(this.code, new Uint8Array(new Int32Array([value, value, value, value]).buffer));
+    return this;
+  }
+  /** Four i32 lanes, lane 0 first. */
+  i32x4Lanes(lanes: [number, number, number, number]): this {
+    this.simd('v128.const');
+    append(this.code, new Uint8Array(new Int32Array(lanes).buffer));
     return this;
   }
   v128Zero(): this {
