@@ -226,12 +226,12 @@ describe('data-parallel training: one worker process per device', () => {
       builtin = (await trainAndSave('builtin', { ...cnn, numGpus: 2, batchSize: 32 })).weights;
     });
 
-    it('two nodes (--num-nodes 2 --node-id 0/1) train exactly like one node with 2 workers', async () => {
+    it('two nodes (--num-nodes 2 --node-id 0/1) over TCP train exactly like one node with 2 workers over shared memory', async () => {
       const port = await freePort();
       const save = path.join(tmp, 'two-nodes');
       const node = (id: number) => new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(process.execPath, [CLI, ...args, '--runs-dir', runsDir, '--no-progress', '--num-nodes', '2', '--node-id', String(id),
-          '--num-gpus', '1', '--master-port', String(port), '--save', save], { cwd: ROOT });
+          '--num-gpus', '1', '--master-port', String(port), '--save', save], { cwd: ROOT, env: { ...process.env, FASHION_MNIST_RING_TRANSPORT: 'tcp' } });
         let out = '';
         child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
         child.stderr.on('data', (d: Buffer) => { out += d.toString(); });

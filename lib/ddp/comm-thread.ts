@@ -4,9 +4,13 @@
  * thread waits on it synchronously (Atomics.wait). Collectives can then be
  * called from inside synchronous tfjs code (synchronized BatchNorm).
  */
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { rendezvous, type Peer } from './rendezvous';
+import { type Link, SharedFileLink, TcpLink } from './links';
 import { Ring } from './ring';
 import type { World } from './world';
 import { CommState, type CommCommand, type CommShared, writeError } from './comm-protocol';
@@ -49,17 +53,36 @@ function acceptPrev(listener: net.Server, expected: number): Promise<net.Socket>
   });
 }
 
+/** Where ranks on one machine put their shared-memory files (tmpfs when there is one). */
+function sharedDir(): string {
+  return fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+}
+
 async function setUp(init: Init): Promise<Ring | null> {
   const { world, timeoutMs } = init;
-  const { peers, listener } = await rendezvous(world, timeoutMs);
+  const { peers, job, listener } = await rendezvous(world, timeoutMs);
   if (world.worldSize === 1) {
     listener.close();
     return null;
   }
-  const next = peers[(world.rank + 1) % world.worldSize];
-  const prevRank = (world.rank - 1 + world.worldSize) % world.worldSize;
-  const [nextSocket, prevSocket] = await Promise.all([connectNext(next, world.rank), acceptPrev(listener, prevRank)]);
-  return new Ring(world.rank, world.worldSize, nextSocket, prevSocket);
+  const { rank, worldSize } = world;
+  const next = peers[(rank + 1) % worldSize];
+  const prevRank = (rank - 1 + worldSize) % worldSize;
+  // Shared memory only when every rank is on this machine, so that both ends of every link agree.
+  const oneMachine = peers.every((p) => p.host === peers[0].host) && process.env.FASHION_MNIST_RING_TRANSPORT !== 'tcp';
+  const file = (from: number, to: number) => path.join(sharedDir(), `fashion-mnist-${job}-${from}-to-${to}`);
+  const outFd = oneMachine ? fs.openSync(file(rank, next.rank), 'w+') : -1;
+  const [nextSocket, prevSocket] = await Promise.all([connectNext(next, rank), acceptPrev(listener, prevRank)]);
+  let link: Link;
+  if (oneMachine) {
+    // The previous rank created its file before connecting; once open, the name can go.
+    const inFd = fs.openSync(file(prevRank, rank), 'r');
+    fs.unlinkSync(file(prevRank, rank));
+    link = new SharedFileLink(outFd, inFd, nextSocket, prevSocket, `rank ${prevRank}`, `rank ${next.rank}`);
+  } else {
+    link = new TcpLink(nextSocket, prevSocket, `rank ${prevRank}`);
+  }
+  return new Ring(rank, worldSize, link);
 }
 
 function main(): void {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { isLoopback, type World } from './world';
 
@@ -30,17 +31,18 @@ function readLine(socket: net.Socket): Promise<string> {
 
 /**
  * Rank 0's store: waits for every rank's ring address, then sends the whole
- * table to all. Listens on MASTER_ADDR:MASTER_PORT only.
+ * table, and a name for the job, to all. Listens on MASTER_ADDR:MASTER_PORT only.
  */
 export function hostStore(world: World, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const joined = new Map<number, { peer: Peer; socket: net.Socket }>();
+    const job = randomBytes(6).toString('hex');
     const server = net.createServer();
     const finish = (error: Error | null) => {
       clearTimeout(timer);
       server.close();
       for (const { socket } of joined.values()) {
-        socket.end(JSON.stringify(error ? { error: error.message } : { peers: [...joined.values()].map((j) => j.peer) }) + '\n');
+        socket.end(JSON.stringify(error ? { error: error.message } : { peers: [...joined.values()].map((j) => j.peer), job }) + '\n');
       }
       if (error) reject(error); else resolve();
     };
@@ -102,7 +104,7 @@ async function connectStore(world: World, deadline: number): Promise<net.Socket>
  * Opens this rank's ring listener and swaps addresses with every other rank
  * through rank 0's store. On one machine everything binds 127.0.0.1.
  */
-export async function rendezvous(world: World, timeoutMs: number): Promise<{ peers: Peer[]; listener: net.Server }> {
+export async function rendezvous(world: World, timeoutMs: number): Promise<{ peers: Peer[]; job: string; listener: net.Server }> {
   const deadline = Date.now() + timeoutMs;
   const store = world.rank === 0 ? hostStore(world, timeoutMs) : null;
   store?.catch(() => undefined);
@@ -117,7 +119,7 @@ export async function rendezvous(world: World, timeoutMs: number): Promise<{ pee
   socket.write(JSON.stringify({ rank: world.rank, worldSize: world.worldSize, host, port }) + '\n');
   const answer = readLine(socket);
   if (store) await store;
-  let reply: { peers?: Peer[]; error?: string };
+  let reply: { peers?: Peer[]; job?: string; error?: string };
   try {
     reply = JSON.parse(await answer) as typeof reply;
   } catch (e) {
@@ -129,7 +131,7 @@ export async function rendezvous(world: World, timeoutMs: number): Promise<{ pee
     listener.close();
     throw new RendezvousError(reply.error ?? 'rendezvous failed');
   }
-  return { peers: reply.peers.sort((a, b) => a.rank - b.rank), listener };
+  return { peers: reply.peers.sort((a, b) => a.rank - b.rank), job: reply.job ?? 'job', listener };
 }
 
 function never(): Promise<never> {

@@ -1,5 +1,4 @@
-import type { Socket } from 'node:net';
-import { SocketReader, write } from './socket-reader';
+import type { Link } from './links';
 
 /**
  * Ring all-reduce (Patarasuk & Yuan 2009; Baidu's allreduce; NCCL's ring):
@@ -13,17 +12,13 @@ import { SocketReader, write } from './socket-reader';
  * all ranks end with bit-identical results.
  */
 export class Ring {
-  private readonly reader: SocketReader;
   private scratch = new Float32Array(0);
 
   constructor(
     readonly rank: number,
     readonly size: number,
-    private readonly next: Socket,
-    prev: Socket,
-  ) {
-    this.reader = new SocketReader(prev, `rank ${(rank - 1 + size) % size}`);
-  }
+    private readonly link: Link,
+  ) {}
 
   private bounds(chunk: number, length: number): [number, number] {
     const c = ((chunk % this.size) + this.size) % this.size;
@@ -36,16 +31,16 @@ export class Ring {
   private async exchange(data: Float32Array, sendChunk: number, recvChunk: number, reduce: boolean): Promise<void> {
     const [s0, s1] = this.bounds(sendChunk, data.length);
     const [r0, r1] = this.bounds(recvChunk, data.length);
-    // Sent straight from `data`: exchange() resolves only after the kernel has copied it.
+    // Sent straight from `data`: exchange() resolves only after the link has copied it.
     const outgoing = new Uint8Array(data.buffer, data.byteOffset + s0 * 4, (s1 - s0) * 4);
     const target = data.subarray(r0, r1);
     if (reduce) {
       if (this.scratch.length < target.length) this.scratch = new Float32Array(target.length);
       const incoming = this.scratch.subarray(0, target.length);
-      await Promise.all([this.reader.readInto(new Uint8Array(incoming.buffer, 0, incoming.length * 4)), write(this.next, outgoing)]);
+      await Promise.all([this.link.receiveInto(new Uint8Array(incoming.buffer, 0, incoming.length * 4)), this.link.send(outgoing)]);
       for (let i = 0; i < target.length; i++) target[i] += incoming[i];
     } else {
-      await Promise.all([this.reader.readInto(new Uint8Array(target.buffer, target.byteOffset, target.length * 4)), write(this.next, outgoing)]);
+      await Promise.all([this.link.receiveInto(new Uint8Array(target.buffer, target.byteOffset, target.length * 4)), this.link.send(outgoing)]);
     }
   }
 
@@ -58,6 +53,6 @@ export class Ring {
   }
 
   close(): void {
-    this.next.destroy();
+    this.link.close();
   }
 }
