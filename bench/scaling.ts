@@ -9,7 +9,13 @@
  *
  * Each run trains two epochs of `steps` steps through lib's train() and keeps
  * the second (the first warms up the engines). Runs go one after another.
+ * Beside each data-parallel run, N independent one-worker runs at the same
+ * time measure what the machine itself can do in parallel (on a VM whose
+ * cores share a physical core, two busy processes get far less than twice
+ * the speed of one): DDP/independent isolates the cost of the all-reduce and
+ * of waiting for each other.
  */
+import { spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +33,10 @@ interface Row extends Case {
   imagesPerSec: number;
   speedUp: number;
   efficiency: number;
+  /** Images/s of N independent one-worker runs at the same time: what the machine can do in parallel. */
+  independentImagesPerSec: number;
+  /** Against those independent runs: the cost of data parallelism itself. */
+  efficiencyVsIndependent: number;
   computeMs: number;
   waitMs: number;
   allReduceMs: number;
@@ -53,6 +63,30 @@ async function measure(c: Case, workers: number, steps: number): Promise<EpochMe
   return result.epochs[result.epochs.length - 1];
 }
 
+const CLI = path.resolve(__dirname, '..', 'lib', 'cli', 'main.js');
+
+/** Images/s of one single-worker command run, from its last epoch line. */
+function independentRun(c: Case, steps: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, '--model', c.model, '--batch-size', String(c.batch), '--epochs', '2',
+      '--train-subset', String(steps * c.batch), '--val-subset', '100', '--target-accuracy', '1', '--no-progress',
+      '--runs-dir', path.join(os.tmpdir(), 'fashion-mnist-bench-runs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('exit', (code) => {
+      const rates = [...out.matchAll(/Images\/sec = ([\d.]+)/g)].map((m) => Number(m[1]));
+      if (code !== 0 || rates.length === 0) reject(new Error(`independent run failed (exit ${code}):\n${out}`));
+      else resolve(rates[rates.length - 1]);
+    });
+  });
+}
+
+/** N single-worker runs at once: the machine's real parallel capacity (shared cores, memory, turbo). */
+async function independentCapacity(c: Case, workers: number, steps: number): Promise<number> {
+  const rates = await Promise.all(Array.from({ length: workers }, () => independentRun(c, steps)));
+  return rates.reduce((a, b) => a + b, 0);
+}
+
 const fmt = (n: number, digits = 1) => n.toFixed(digits).padStart(8);
 
 async function main(): Promise<void> {
@@ -70,7 +104,7 @@ async function main(): Promise<void> {
   const workerCounts = [1, 2, 4, 8, 16, 32, 64].filter((n) => n < maxWorkers).concat([maxWorkers]).filter((n, i, a) => a.indexOf(n) === i);
   if (!values.json) {
     console.log(`Data-parallel scaling on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), wasm engine, one core per worker`);
-    console.log('model          batch workers images/s speed-up efficiency | per step (ms): compute    wait  all-reduce  (all-reduce share)');
+    console.log('model          batch workers images/s speed-up efficiency | independent images/s  DDP/independent | per step (ms): compute    wait  all-reduce  (all-reduce share)');
   }
   for (const c of cases) {
     let base = 0;
@@ -78,15 +112,17 @@ async function main(): Promise<void> {
       const m = await measure(c, workers, steps);
       const stepsRun = m.imagesPerSec * m.epochTime / (workers * c.batch);
       if (workers === 1) base = m.imagesPerSec;
+      const independent = workers === 1 ? m.imagesPerSec : await independentCapacity(c, workers, steps);
       const row: Row = {
         ...c, workers, imagesPerSec: m.imagesPerSec, speedUp: m.imagesPerSec / base, efficiency: m.imagesPerSec / (base * workers),
+        independentImagesPerSec: independent, efficiencyVsIndependent: m.imagesPerSec / independent,
         computeMs: (m.computeSeconds / stepsRun) * 1000, waitMs: (m.waitSeconds / stepsRun) * 1000, allReduceMs: (m.allReduceSeconds / stepsRun) * 1000,
       };
       if (values.json) {
         console.log(JSON.stringify(row));
       } else {
         const stepMs = row.computeMs + row.waitMs + row.allReduceMs;
-        console.log(`${c.model.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)}     (${((100 * row.allReduceMs) / stepMs).toFixed(1)}%)`);
+        console.log(`${c.model.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   | ${fmt(row.independentImagesPerSec).padStart(20)} ${fmt(row.efficiencyVsIndependent, 2).padStart(16)} |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)}     (${((100 * row.allReduceMs) / stepMs).toFixed(1)}%)`);
       }
     }
   }
