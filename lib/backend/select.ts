@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice } from '../train/config';
-import { registerWasmTrainingKernels } from './wasm-kernels';
+import { registerWasmTrainingKernels } from './wasm-kernels/index';
 
 export type EngineName = Exclude<BackendChoice, 'auto'>;
 

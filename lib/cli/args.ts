@@ -353,7 +353,7 @@ const SWITCHES = [
 ] as const;
 
 const KNOWN_FLAGS: readonly string[] = [
-  ...SWITCHES.flatMap((s) => s.names.filter((n) => n.startsWith('--'))),
+  ...SWITCHES.flatMap((s) => (s.names as readonly string[]).filter((n) => n.startsWith('--'))),
   ...VALUE_FLAGS.map((f) => `--${f.name}`),
 ];
 

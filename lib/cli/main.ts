@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../data/fashion-mnist';
 import { BackendError } from '../backend/select';
-import { MODELS } from '../models';
+import { MODELS } from '../models/index';
 import { formatEpochLine } from '../train/metrics';
 import { train, type TrainEvent } from '../train/train';
 import { helpText, parseArgs, UsageError } from './args';

@@ -5,7 +5,7 @@ import { gatherBatch, loadFashionMnist, type Split } from '../data/fashion-mnist
 import type { Communicator } from '../ddp/communicator';
 import { flatten, unflatten } from '../ddp/flat';
 import type { World } from '../ddp/world';
-import { activationFloatsPerImage, buildModel, countTrainableParameters } from '../models';
+import { activationFloatsPerImage, buildModel, countTrainableParameters } from '../models/index';
 import { setBatchNormSync } from '../models/batch-norm';
 import { createOptimizer } from '../optim/factory';
 import { optimizerSpecOf, type TrainConfig } from './config';

@@ -1,0 +1,222 @@
+/**
+ * `npm run lessons [-- --smoke | --quick | --full] [--only NAME] [--out DIR]`
+ *
+ * Executes every lesson notebook (notebooks/*.ipynb) headless in the tslab kernel with
+ * `jupyter nbconvert --to notebook --execute`, in the setting the notebooks read from
+ * FASHION_MNIST_LESSON_SETTING (quick by default), and writes for each
+ * - reports/<name>.ipynb: the executed notebook, signed as trusted;
+ * - reports/<name>.html: a self-contained report (charts are images inside the page; the Plotly
+ *   charts carry plotly.js), readable offline.
+ *
+ * A notebook fails when nbconvert fails, or when the executed notebook has a code cell that was not
+ * executed or that reported an error (tslab writes errors to stderr only); the failing notebook and
+ * cell are named, and the notebook as far as it ran is kept as reports/<name>.failed.ipynb.
+ * Exit code: 0 when every notebook passed, 1 otherwise, 2 for bad arguments or a missing set-up.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  JUPYTER, KERNEL_NAME, LESSON_SETTINGS, type LessonSetting, NBCONVERT_CONFIG, REPORTS_DIR, ROOT, SETTING_ENV,
+  assertPrerequisites, jupyterEnv, lessonNotebooks, notebookProblems, readNotebook, trustNotebooks,
+} from './jupyter';
+
+/** Seconds one cell may run before nbconvert gives up. */
+const CELL_TIMEOUT: Record<LessonSetting, number> = { smoke: 600, quick: 1200, full: 7200 };
+
+export interface LessonOptions {
+  setting: LessonSetting;
+  /** Notebook names (with or without .ipynb, or a prefix such as 00); all when empty. */
+  only: string[];
+  outDir: string;
+}
+
+export interface LessonResult {
+  name: string;
+  ok: boolean;
+  seconds: number;
+  executed: string;
+  html: string | null;
+  problems: string[];
+}
+
+const USAGE = `usage: npm run lessons -- [--smoke | --quick | --full | --setting S] [--only NAME]... [--out DIR]
+  --smoke, --quick, --full   the size of the experiments (default: quick, or $${SETTING_ENV})
+  --only NAME                run only this notebook (file name, with or without .ipynb, or its number, e.g. 00)
+  --out DIR                  where the executed notebooks and HTML reports go (default: reports/)`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function parseLessonArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): LessonOptions {
+  const fromEnv = env[SETTING_ENV];
+  let setting: string = fromEnv && fromEnv !== '' ? fromEnv : 'quick';
+  const only: string[] = [];
+  let outDir = REPORTS_DIR;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const eq = arg.indexOf('=');
+      if (eq >= 0) return arg.slice(eq + 1);
+      const next = argv[++i];
+      if (next === undefined) throw new UsageError(`${arg} needs a value`);
+      return next;
+    };
+    if (arg === '--smoke' || arg === '--quick' || arg === '--full') setting = arg.slice(2);
+    else if (arg === '--setting' || arg.startsWith('--setting=')) setting = value();
+    else if (arg === '--only' || arg.startsWith('--only=')) only.push(value());
+    else if (arg === '--out' || arg.startsWith('--out=')) outDir = path.resolve(value());
+    else if (arg === '--help' || arg === '-h') throw new UsageError(USAGE);
+    else throw new UsageError(`unknown argument '${arg}'\n${USAGE}`);
+  }
+  if (!(LESSON_SETTINGS as readonly string[]).includes(setting)) {
+    throw new UsageError(`the setting must be one of ${LESSON_SETTINGS.join(', ')} (got '${setting}')`);
+  }
+  return { setting: setting as LessonSetting, only, outDir };
+}
+
+/** The notebooks to run: all, or those `only` names. */
+export function selectNotebooks(only: string[]): string[] {
+  const all = lessonNotebooks();
+  if (only.length === 0) return all;
+  return only.map((name) => {
+    const base = path.basename(name).replace(/\.ipynb$/, '');
+    const exact = all.find((f) => path.basename(f, '.ipynb') === base);
+    if (exact) return exact;
+    const prefixed = all.filter((f) => path.basename(f).startsWith(base));
+    if (prefixed.length === 1) return prefixed[0];
+    const names = all.map((f) => path.basename(f, '.ipynb')).join(', ');
+    throw new UsageError(prefixed.length === 0 ? `no notebook '${name}' in notebooks/ (there are: ${names})` : `'${name}' names several notebooks: ${prefixed.map((f) => path.basename(f)).join(', ')}`);
+  });
+}
+
+/**
+ * Runs a command; resolves with its exit code. Its stdout is passed through. Of its stderr, lines
+ * that start with one of `keep` are passed through at once; the rest (nbconvert's Python
+ * traceback, which repeats what the hooks said) is shown only when the command fails without a
+ * `[label] cell N FAILED` line, its only explanation then.
+ */
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, keep: string[] = []): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'pipe'] });
+    const held: string[] = [];
+    let explained = false;
+    let pending = '';
+    const onLine = (line: string) => {
+      if (keep.length === 0 || keep.some((k) => line.startsWith(k))) {
+        process.stderr.write(`${line}\n`);
+        if (/^\[[^\]]+\] cell \d+ FAILED/.test(line)) explained = true;
+      } else {
+        held.push(line);
+        if (held.length > 200) held.shift();
+      }
+    };
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      lines.forEach(onLine);
+    });
+    child.on('error', (e) => {
+      console.error(`lessons: could not start ${command}: ${e.message}`);
+      resolve(127);
+    });
+    child.on('close', (code, signal) => {
+      if (pending) onLine(pending);
+      const status = code ?? (signal ? 128 : 1);
+      if (status !== 0 && !explained && held.length > 0) process.stderr.write(`${held.slice(-60).join('\n')}\n`);
+      resolve(status);
+    });
+  });
+}
+
+/** Executes one notebook, checks it, signs it and exports its HTML report. */
+export async function runLesson(file: string, options: LessonOptions): Promise<LessonResult> {
+  const name = path.basename(file, '.ipynb');
+  const executed = path.join(options.outDir, `${name}.ipynb`);
+  const partial = path.join(options.outDir, `${name}.failed.ipynb`);
+  const html = path.join(options.outDir, `${name}.html`);
+  if (path.resolve(options.outDir) === path.dirname(path.resolve(file))) {
+    throw new UsageError(`the output folder ${options.outDir} is the notebook's own folder: its executed copy would replace ${file}`);
+  }
+  for (const f of [executed, partial, html]) fs.rmSync(f, { force: true });
+  const env = jupyterEnv({ [SETTING_ENV]: options.setting, LESSONS_LABEL: name, LESSONS_PARTIAL_OUTPUT: partial });
+  const started = Date.now();
+  const seconds = () => (Date.now() - started) / 1000;
+  console.log(`lessons: ${name} (setting ${options.setting}) ...`);
+
+  const code = await run(JUPYTER, [
+    'nbconvert', '--config', NBCONVERT_CONFIG, '--to', 'notebook', '--execute',
+    `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`,
+    `--ExecutePreprocessor.timeout=${CELL_TIMEOUT[options.setting]}`,
+    '--ExecutePreprocessor.startup_timeout=120',
+    '--output-dir', options.outDir, '--output', name, file,
+  ], env, ['[NbConvertApp]', `[${name}]`]);
+  if (code !== 0 || !fs.existsSync(executed)) {
+    const where = fs.existsSync(partial) ? readNotebook(partial) : null;
+    const problems = where ? notebookProblems(where) : [];
+    return {
+      name, ok: false, seconds: seconds(), executed: fs.existsSync(partial) ? partial : executed, html: null,
+      problems: [`jupyter nbconvert --execute failed (exit code ${code})`, ...problems],
+    };
+  }
+  const problems = notebookProblems(readNotebook(executed));
+  if (problems.length > 0) return { name, ok: false, seconds: seconds(), executed, html: null, problems };
+
+  trustNotebooks([executed], env);
+  const exported = await run(JUPYTER, ['nbconvert', '--to', 'html', '--output-dir', options.outDir, '--output', name, executed], env);
+  if (exported !== 0 || !fs.existsSync(html)) {
+    return { name, ok: false, seconds: seconds(), executed, html: null, problems: [`the HTML export failed (exit code ${exported})`] };
+  }
+  return { name, ok: true, seconds: seconds(), executed, html, problems: [] };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let options: LessonOptions;
+  let files: string[];
+  try {
+    options = parseLessonArgs(argv);
+    files = selectNotebooks(options.only);
+    assertPrerequisites();
+  } catch (e) {
+    console.error(`lessons: ${(e as Error).message}`);
+    return 2;
+  }
+  if (files.length === 0) {
+    console.error('lessons: no notebooks in notebooks/');
+    return 2;
+  }
+  fs.mkdirSync(options.outDir, { recursive: true });
+  const results: LessonResult[] = [];
+  for (const file of files) {
+    let result: LessonResult;
+    try {
+      result = await runLesson(file, options);
+    } catch (e) {
+      console.error(`lessons: ${(e as Error).message}`);
+      return 2;
+    }
+    results.push(result);
+    const rel = (f: string) => path.relative(process.cwd(), f) || f;
+    if (result.ok) {
+      console.log(`lessons: ${result.name}: ok in ${result.seconds.toFixed(1)} s -> ${rel(result.executed)}, ${rel(result.html as string)}`);
+    } else {
+      console.error(`lessons: ${result.name}: FAILED after ${result.seconds.toFixed(1)} s (see ${rel(result.executed)})`);
+      for (const p of result.problems) console.error(`  - ${p}`);
+    }
+  }
+  const failed = results.filter((r) => !r.ok);
+  console.log(`lessons: ${results.length - failed.length} passed, ${failed.length} failed (setting ${options.setting})`);
+  return failed.length === 0 ? 0 : 1;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  }, (e: unknown) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}

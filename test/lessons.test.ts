@@ -1,0 +1,205 @@
+/**
+ * The lesson notebooks, executed headless by `npm run lessons -- --smoke` (jupyter nbconvert and the
+ * tslab kernel): every code cell runs without error, every chart carries its static image and its
+ * Vega-Lite or Plotly data, and the exported HTML report holds the images.
+ *
+ * Needs Debian's Jupyter and the tslab kernel registered for this checkout (./setup.sh does both):
+ * without them the tests fail and say so.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  KERNEL_NAME, NOTEBOOKS_DIR, ROOT, assertPrerequisites, codeCells, lessonNotebooks, notebookProblems, plotOutputs,
+  readNotebook, text,
+} from '../scripts/jupyter';
+import { runLesson } from '../scripts/lessons';
+import type * as TS from 'typescript';
+
+const RUNNER = path.join(ROOT, 'dist', 'scripts', 'lessons.js');
+const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-lessons-'));
+const notebooks = lessonNotebooks();
+
+function runRunner(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [RUNNER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+/** What the runner said about failures, for assertion messages: its summary and the hooks' FAILED lines. */
+const summary = (s: string) => {
+  const lines = s.split('\n').filter((l) => /^lessons: |^\s+- |^ {4}|^\[[^\]]+\] (cell \d+ FAILED|  |the notebook as far)/.test(l));
+  return (lines.length > 0 ? lines : s.trim().split('\n').slice(-40)).join('\n');
+};
+
+/** The part of the runner's output about one notebook. */
+function ofNotebook(output: string, name: string): string {
+  const lines = output.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`lessons: ${name} (`));
+  if (start < 0) return output;
+  const end = lines.findIndex((l, i) => i > start && /^lessons: \S+ \(setting/.test(l));
+  return lines.slice(start, end < 0 ? undefined : end).join('\n');
+}
+
+describe('the lesson notebooks as committed', () => {
+  it('exist, use the tslab kernel and carry no outputs', () => {
+    assert.ok(notebooks.length > 0, 'no notebooks in notebooks/');
+    for (const file of notebooks) {
+      const nb = readNotebook(file);
+      const name = path.basename(file);
+      assert.equal((nb.metadata.kernelspec as { name?: string } | undefined)?.name, KERNEL_NAME, `${name}: kernel`);
+      for (const { cell, index } of codeCells(nb)) {
+        assert.equal((cell.outputs ?? []).length, 0, `${name}: cell ${index} was committed with outputs (clear them: reports/ keeps executed copies)`);
+      }
+    }
+  });
+
+  it('can import lib: notebooks/lib leads to lib/, whose relative imports name files (tslab cannot load a folder import)', () => {
+    assert.ok(fs.lstatSync(path.join(NOTEBOOKS_DIR, 'lib')).isSymbolicLink(), 'notebooks/lib is not a symlink');
+    assert.equal(fs.realpathSync(path.join(NOTEBOOKS_DIR, 'lib')), fs.realpathSync(path.join(ROOT, 'lib')));
+    // tslab compiles the imported .ts files itself and then loads `./x` as `./x.js` from its
+    // outputs: `./x` meaning `./x/index` fails at run time ("Cannot find module './x'").
+    const folderImports: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+          const source = fs.readFileSync(file, 'utf8');
+          for (const m of source.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?\bfrom\s+'(\.{1,2}\/[^']*)'|\brequire\('(\.{1,2}\/[^']*)'\)/g)) {
+            const spec = m[1] ?? m[2];
+            const target = path.resolve(path.dirname(file), spec);
+            if (!fs.existsSync(`${target}.ts`) && fs.existsSync(path.join(target, 'index.ts'))) {
+              folderImports.push(`${path.relative(ROOT, file)}: '${spec}' (write '${spec}/index')`);
+            }
+          }
+        }
+      }
+    };
+    walk(path.join(ROOT, 'lib'));
+    assert.deepEqual(folderImports, [], `folder imports in lib/ break the notebooks:\n  ${folderImports.join('\n  ')}`);
+  });
+});
+
+/** The TypeScript that tslab compiles notebook cells and the lib files they import with. */
+function tslabTypeScript(): typeof TS {
+  const tslabDir = path.dirname(require.resolve('tslab/package.json'));
+  return require(require.resolve('@tslab/typescript-for-tslab', { paths: [tslabDir] })) as typeof TS;
+}
+
+describe('lib as tslab compiles it', () => {
+  it("type-checks with tslab's own TypeScript and options (what the project's newer TypeScript accepts may not)", { timeout: 120_000 }, () => {
+    const ts = tslabTypeScript();
+    const files: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) files.push(file);
+      }
+    };
+    walk(path.join(ROOT, 'lib'));
+    // tslab's compiler options (tslab/dist/converter.js), without emitting.
+    const program = ts.createProgram(files, {
+      module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, esModuleInterop: true,
+      target: ts.ScriptTarget.ES2022, lib: ['lib.es2022.d.ts'], skipLibCheck: true, resolveJsonModule: true,
+      experimentalDecorators: true, noEmit: true, types: ['node'], typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+    });
+    const errors = ts.getPreEmitDiagnostics(program).map((d) => {
+      const where = d.file && d.start !== undefined
+        ? (({ line, character }) => `${path.relative(ROOT, d.file.fileName)}:${line + 1}:${character + 1}`)(d.file.getLineAndCharacterOfPosition(d.start))
+        : '';
+      return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, ' ').slice(0, 300)}`;
+    });
+    assert.deepEqual(errors, [], `TypeScript ${ts.version} (tslab's) rejects lib/, so the notebooks that import it fail:\n  ${errors.join('\n  ')}`);
+  });
+});
+
+describe('npm run lessons -- --smoke', () => {
+  let run: { code: number | null; output: string } | null = null;
+
+  before(async () => {
+    assertPrerequisites();
+    run = await runRunner(['--smoke', '--out', out]);
+  }, { timeout: 900_000 });
+
+  after(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  it('passes every notebook', () => {
+    assert.ok(run, 'the runner did not run');
+    assert.equal(run.code, 0, `npm run lessons -- --smoke failed:\n${summary(run.output)}`);
+    assert.match(run.output, new RegExp(`${notebooks.length} passed, 0 failed`));
+  });
+
+  for (const file of notebooks) {
+    const name = path.basename(file, '.ipynb');
+    it(`${name}: every cell ran, every chart carries its image and its data, the HTML report holds the images`, () => {
+      const executedFile = path.join(out, `${name}.ipynb`);
+      assert.ok(fs.existsSync(executedFile), `${name} did not pass:\n${summary(ofNotebook(run?.output ?? '', name))}`);
+      const nb = readNotebook(executedFile);
+      assert.deepEqual(notebookProblems(nb), []);
+      for (const { cell, index } of codeCells(nb)) assert.equal(typeof cell.execution_count, 'number', `cell ${index} has no execution count`);
+
+      const plots = plotOutputs(nb);
+      assert.ok(plots.length > 0, `${name} shows no chart`);
+      for (const plot of plots) {
+        assert.ok(plot.hasImage, `cell ${plot.index}: a chart without its static image (text/html with data:image/svg+xml)`);
+        assert.ok(plot.data !== null, `cell ${plot.index}: a chart image without its Vega-Lite or Plotly data`);
+      }
+
+      const html = fs.readFileSync(path.join(out, `${name}.html`), 'utf8');
+      const images = [...html.matchAll(/data:image\/svg\+xml;base64,([A-Za-z0-9+/=]+)/g)];
+      assert.ok(images.length >= plots.length, `the HTML report holds ${images.length} chart images for ${plots.length} charts`);
+      for (const [, base64] of images) assert.match(Buffer.from(base64, 'base64').toString('utf8'), /<svg[\s\S]*<\/svg>\s*$/);
+      if (plots.some((p) => p.data === 'plotly')) assert.ok(html.includes('window.Plotly'), 'the HTML report lacks plotly.js');
+    });
+  }
+
+  it('has notebook 00 show that 2 workers x 32 train like 1 worker x 64', () => {
+    const nb = readNotebook(path.join(out, '00-data-parallel-in-one-picture.ipynb'));
+    const plain = nb.cells.flatMap((c) => (c.outputs ?? []).map((o) => text(o.data?.['text/plain'] as string | string[] | undefined))).join('\n');
+    const same = /A vs B: [^:]*: (\S+)/.exec(plain);
+    const other = /A vs C: [^:]*: (\S+)/.exec(plain);
+    assert.ok(same && other, `the comparison table is missing:\n${plain}`);
+    assert.ok(Number(same[1]) < 1e-5, `A vs B: ${same[1]}`);
+    assert.ok(Number(other[1]) > 100 * Number(same[1]), `A vs C: ${other[1]}, A vs B: ${same[1]}`);
+  });
+});
+
+describe('the lessons runner', () => {
+  it('names the notebook and the cell that failed, and does not run the cells after it', async () => {
+    assertPrerequisites();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-failing-'));
+    try {
+      const file = path.join(dir, 'failing.ipynb');
+      const cell = (source: string) => ({ cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source });
+      fs.writeFileSync(file, JSON.stringify({
+        cells: [cell("console.log('before');"), cell("throw new Error('lesson-' + 'failure-probe');"), cell("console.log('after');")],
+        metadata: { kernelspec: { name: KERNEL_NAME, display_name: 'TypeScript', language: 'typescript' } },
+        nbformat: 4, nbformat_minor: 5,
+      }));
+      const outDir = path.join(dir, 'out');
+      fs.mkdirSync(outDir);
+      const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
+      assert.equal(result.ok, false);
+      const problems = result.problems.join('\n');
+      assert.match(problems, /nbconvert --execute failed/);
+      assert.match(problems, /cell 1 .*lesson-failure-probe/s);
+      assert.equal(result.executed, path.join(outDir, 'failing.failed.ipynb'));
+      const partial = readNotebook(result.executed);
+      assert.match(text(partial.cells[0].outputs?.[0]?.text), /before/);
+      assert.equal((partial.cells[2].outputs ?? []).length, 0, 'a cell after the failure ran');
+      assert.ok(!fs.existsSync(path.join(outDir, 'failing.html')), 'a failed notebook got a report');
+      assert.ok(fs.existsSync(file), 'the notebook itself is untouched');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
