@@ -9,10 +9,10 @@
  * registered for this checkout (./setup.sh does all of it): without them the tests fail and say so.
  */
 import assert from 'node:assert/strict';
+import { freePort } from '../lib/ddp/launch';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -39,16 +39,6 @@ interface PageGlobals {
   document: { getElementById(id: string): { style: Record<string, string> } | null; body: { style: Record<string, string> } };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -10,7 +10,7 @@ export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'c
 export type BackendChoice = (typeof BACKEND_NAMES)[number];
 
 /** Everything one training run needs; the command line and notebooks fill it in. */
-export interface TrainConfig {
+export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   model: ModelName;
   backend: BackendChoice;
   /** Passes over the training set (the course's `--epochs`). */
@@ -19,25 +19,13 @@ export interface TrainConfig {
   batchSize: number;
   /** Learning rate before any scaling rule (the course's `--base-lr`). */
   baseLr: number;
-  /** sgd (the course), novograd, lamb or lars. */
+  /** sgd (the course), novograd, lamb or lars; its settings are OptimizerSpec's fields. */
   optimizer: OptimizerName;
-  /** Momentum of sgd and lars (0 = plain SGD). */
-  momentum: number;
-  weightDecay: number;
-  nesterov: boolean;
-  /** novograd and lamb; null = the optimizer's own default. */
-  beta1: number | null;
-  beta2: number | null;
-  eps: number | null;
-  gradAveraging: boolean;
-  amsgrad: boolean;
-  /** LARS's eta. */
-  trustCoefficient: number;
   /** How the learning rate grows with the workers: lr = base-lr x N (linear), x sqrt(N), or not. */
   scaleLr: ScaleRule;
   /** Warm up every step (Goyal et al.) instead of every epoch (the course). */
   warmupPerIteration: boolean;
-  /** Devices (worker processes) per node; 1 until the DDP engine lands. */
+  /** Devices (worker processes) per node. */
   numGpus: number;
   numNodes: number;
   nodeId: number;
