@@ -35,6 +35,7 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--optimizer', 'lars', { optimizer: 'lars' }],
   ['--weight-decay', '0.0005', { weightDecay: 0.0005 }],
   ['--scale-lr', 'sqrt', { scaleLr: 'sqrt' }],
+  ['--warmup-start-factor', '0.25', { warmupStartFactor: 0.25 }],
   ['--master-port', '29501', { masterPort: 29501 }],
   ['--warmup-epochs', '0', { warmupEpochs: 0 }],
   ['--target-accuracy', '0.9', { targetAccuracy: 0.9 }],

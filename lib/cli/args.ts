@@ -187,6 +187,15 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     name: 'trust-coefficient', field: 'trustCoefficient', metavar: 'ETA', help: "LARS's trust coefficient", parse: positiveNumber,
   }),
   valueFlag({
+    name: 'warmup-start-factor', field: 'warmupStartFactor', metavar: 'F',
+    help: 'the warmup starts at F x the learning rate', defaultText: '1/num-gpus',
+    parse: (raw, flag) => {
+      const n = toNumber(raw);
+      if (!(n > 0 && n <= 1)) throw new UsageError(`${flag} must be in (0, 1] (got '${raw}')`);
+      return n;
+    },
+  }),
+  valueFlag({
     name: 'scale-lr', field: 'scaleLr', metavar: 'RULE',
     help: 'scale --base-lr with the number of workers N: linear (x N, Goyal et al.), sqrt (x sqrt N), none', parse: choice(SCALE_RULES),
   }),

@@ -25,6 +25,8 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   scaleLr: ScaleRule;
   /** Warm up every step (Goyal et al.) instead of every epoch (the course). */
   warmupPerIteration: boolean;
+  /** The warmup's first factor (null: 1 / workers, as in the course's LinearLR(start_factor=1/num_gpus)). */
+  warmupStartFactor: number | null;
   /** Devices (worker processes) per node. */
   numGpus: number;
   numNodes: number;
@@ -83,6 +85,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   trustCoefficient: 0.001,
   scaleLr: 'none',
   warmupPerIteration: false,
+  warmupStartFactor: null,
   numGpus: 1,
   numNodes: 1,
   nodeId: 0,

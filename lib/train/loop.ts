@@ -114,6 +114,7 @@ export async function trainRank(
   const schedule = new LearningRateSchedule({
     baseLr: config.baseLr, workers: world.worldSize, scaleRule: config.scaleLr,
     warmupEpochs: config.warmupEpochs, warmupUnit: config.warmupPerIteration ? 'iteration' : 'epoch',
+    warmupStartFactor: config.warmupStartFactor ?? undefined,
   });
   const record = leader
     ? new RunRecord(config.runsDir, { config, engine: engine.description, parameters, stepsPerEpoch: steps, microBatch, worldSize: world.worldSize })
