@@ -1,4 +1,4 @@
-import type { OptimizerName, OptimizerSpec } from '../optim/factory';
+import { DEFAULT_OPTIMIZER_SPEC, type OptimizerName, type OptimizerSpec } from '../optim/factory';
 import type { ScaleRule } from './schedule';
 
 /** Names of the models in `lib/models`. */
@@ -67,22 +67,20 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   syncBn: boolean;
 }
 
+/** An optimizer spec's settings, without its name. */
+function optimizerSettings(spec: Readonly<OptimizerSpec>): Omit<OptimizerSpec, 'name'> {
+  const { name: _name, ...settings } = spec;
+  return settings;
+}
+
 export const DEFAULT_CONFIG: TrainConfig = {
   model: 'cnn',
   backend: 'auto',
   epochs: 40,
   batchSize: 32,
   baseLr: 0.01,
-  optimizer: 'sgd',
-  momentum: 0.9,
-  weightDecay: 0,
-  nesterov: false,
-  beta1: null,
-  beta2: null,
-  eps: null,
-  gradAveraging: false,
-  amsgrad: false,
-  trustCoefficient: 0.001,
+  optimizer: DEFAULT_OPTIMIZER_SPEC.name,
+  ...optimizerSettings(DEFAULT_OPTIMIZER_SPEC),
   scaleLr: 'none',
   warmupPerIteration: false,
   warmupStartFactor: null,
