@@ -36,7 +36,7 @@ export function compiledEntry(file: string): string {
 }
 
 /** GPUs a tfjs-node-gpu worker could use, or null when that engine is not in play. */
-function gpuCount(config: TrainConfig): number | null {
+function gpuCount(config: Pick<TrainConfig, 'backend'>): number | null {
   if (config.backend !== 'tensorflow-gpu' && config.backend !== 'auto') return null;
   try {
     require.resolve('@tensorflow/tfjs-node-gpu');
@@ -54,11 +54,16 @@ function gpuCount(config: TrainConfig): number | null {
   }
 }
 
+/** Devices one node can give workers: its GPUs when tfjs-node-gpu is in play, else its CPU cores. */
+export function availableDevices(config: Pick<TrainConfig, 'backend'>): { count: number; kind: 'GPUs' | 'CPU cores' } {
+  const gpus = gpuCount(config);
+  return gpus != null ? { count: gpus, kind: 'GPUs' } : { count: os.availableParallelism(), kind: 'CPU cores' };
+}
+
 /** Refuses more workers than devices unless oversubscription was asked for. */
 export function checkDevices(config: TrainConfig): { gpus: boolean } {
   const gpus = gpuCount(config);
-  const available = gpus ?? os.availableParallelism();
-  const kind = gpus != null ? 'GPUs' : 'CPU cores';
+  const { count: available, kind } = availableDevices(config);
   if (config.numGpus > available && !config.oversubscribe) {
     throw new LaunchError(`--num-gpus ${config.numGpus} asks for more devices than this machine has (${available} ${kind}): ` +
       `lower --num-gpus, or add --oversubscribe to share devices (for teaching only: the workers then compete and the speed-up is not real)`);

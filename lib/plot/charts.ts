@@ -26,12 +26,24 @@ export interface AxisField {
   type?: 'quantitative' | 'ordinal' | 'nominal' | 'temporal';
 }
 
+export interface DashField {
+  field: string;
+  title: string;
+  /** Every value of the field, the solid one first; at most four. */
+  values: string[];
+}
+
+const DASHES = [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]];
+const FADED = 0.5;
+
 export interface LineChartOptions {
   title: string;
   x: AxisField;
   y: AxisField;
   /** One line per value of this field (e.g. the run's label). */
   color?: { field: string; title: string };
+  /** Dash and fade lines by this field: its first value drawn solid, the others dashed and faded (e.g. earlier runs). */
+  strokeDash?: DashField;
   data: Row[];
   /** Draw a point at each datum (default: when there are at most 200 rows). */
   points?: boolean;
@@ -63,6 +75,12 @@ export function lineChart(o: LineChartOptions): VegaLiteSpec {
     encoding.color = { field: o.color.field, type: 'nominal', title: o.color.title };
     tooltip.push({ field: o.color.field, type: 'nominal', title: o.color.title });
   }
+  if (o.strokeDash) {
+    const { field, title, values } = o.strokeDash;
+    encoding.strokeDash = { field, type: 'nominal', title, scale: { domain: values, range: DASHES.slice(0, values.length) } };
+    encoding.opacity = { condition: { test: { field, oneOf: values.slice(1) }, value: FADED }, value: 1 };
+    tooltip.push({ field, type: 'nominal', title });
+  }
   tooltip.push(tooltipOf(o.x), tooltipOf(o.y));
   encoding.tooltip = tooltip;
   return {
@@ -88,10 +106,12 @@ export function lineFigure(o: LineChartOptions): PlotlyFigure {
   }
   const points = o.points ?? o.data.length <= 200;
   const fmt = (axis: AxisField, v: 'x' | 'y') => `%{${v}${axis.format ? `:${axis.format}` : ''}}`;
+  const dashed = (rows: Row[]) => o.strokeDash != null && String(rows[0][o.strokeDash.field]) !== o.strokeDash.values[0];
   const data = [...groups].map(([name, rows]) => ({
     type: 'scatter',
     mode: points ? 'lines+markers' : 'lines',
     name,
+    ...(dashed(rows) ? { line: { dash: 'dash' }, opacity: FADED } : {}),
     x: rows.map((r) => r[o.x.field]),
     y: rows.map((r) => r[o.y.field]),
     hovertemplate: `${o.x.title}: ${fmt(o.x, 'x')}<br>${o.y.title}: ${fmt(o.y, 'y')}<extra>${name}</extra>`,

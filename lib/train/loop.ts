@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { initEngine } from '../backend/select';
+import { initEngine, type EngineName } from '../backend/select';
 import { gatherBatch, loadFashionMnist, type Split } from '../data/fashion-mnist';
 import type { Communicator } from '../ddp/communicator';
 import { flatten, unflatten } from '../ddp/flat';
@@ -81,6 +81,16 @@ function validate(trainer: Trainer, split: Split, count: number, comm: Communica
   return { loss: sums[0] / sums[2], accuracy: sums[1] / sums[2] };
 }
 
+/**
+ * The model (initial weights from the seed), its optimizer and the micro-batch
+ * that fits the engine's memory: what a run of `config` trains with.
+ */
+export function buildTrainer(config: TrainConfig, engine: EngineName): Trainer {
+  const model = buildModel(config.model, config.seed, { dropout: config.dropout });
+  const microBatch = Math.min(config.batchSize, config.microBatch ?? maxMicroBatch(engine, activationFloatsPerImage(model)));
+  return new Trainer(model, createOptimizer(optimizerSpecOf(config)), microBatch);
+}
+
 /** Lets the event loop run (IPC to the launcher, progress display) between steps. */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -95,12 +105,11 @@ export async function trainRank(
 ): Promise<TrainResult> {
   const data = loadFashionMnist({ dataDir: config.dataDir });
   const engine = await initEngine(config.backend);
-  const model = buildModel(config.model, config.seed, { dropout: config.dropout });
+  const trainer = buildTrainer(config, engine.name);
+  const { model, microBatch } = trainer;
   setBatchNormSync(config.syncBn ? comm : null);
   broadcastWeights(model, comm);
   const parameters = countTrainableParameters(model);
-  const microBatch = Math.min(config.batchSize, config.microBatch ?? maxMicroBatch(engine.name, activationFloatsPerImage(model)));
-  const trainer = new Trainer(model, createOptimizer(optimizerSpecOf(config)), microBatch);
   const leader = world.rank === 0;
 
   const indices = trainIndices(data.train, config.trainSubset, config.seed);

@@ -1,0 +1,190 @@
+import * as os from 'node:os';
+import { availableDevices } from '../ddp/launch';
+import { type RingCostModel, fitRingCostModel, measureAllReduce, ringAllReduceMs } from '../ddp/ring-benchmark';
+import { MODELS } from '../models/index';
+import { readRun } from '../train/run-record';
+import type { ModelName, TrainConfig } from '../train/config';
+import type { EpochMetrics } from '../train/metrics';
+import { type Experiment, lessonConfig, runExperiment } from './experiment';
+
+/**
+ * How the learning rate follows the number of devices: kept as it is, or the
+ * course's recipe (Goyal et al. 2017): scaled linearly with the global batch,
+ * warmed up from the one-device rate over the first epochs.
+ */
+export const LR_RULES = ['kept', 'linear + warmup'] as const;
+export type LrRule = (typeof LR_RULES)[number];
+
+export interface DeviceRunSpec {
+  devices: number;
+  /** Images per device per step; the global batch is devices x this. */
+  perDeviceBatch: number;
+  /** The one-device learning rate. */
+  baseLr: number;
+  rule: LrRule;
+  /** Epochs of warmup under 'linear + warmup'. */
+  warmupEpochs: number;
+  /** Devices this machine has (default: its GPUs, else its cores); more devices than this are emulated. */
+  available?: number;
+}
+
+/** One run of the lesson: what it trains, and whether its devices are real worker processes. */
+export interface DeviceRun {
+  label: string;
+  devices: number;
+  rule: LrRule;
+  globalBatch: number;
+  /** The learning rate after scaling (what the warmup ends at). */
+  lr: number;
+  /** Trained in one process on the global batch (see placeDevices). */
+  emulated: boolean;
+  settings: Partial<TrainConfig>;
+}
+
+/** Where N devices' work runs: on N real workers, or emulated in one process when the machine has fewer devices. */
+export interface Placement {
+  numGpus: number;
+  batchSize: number;
+  emulated: boolean;
+}
+
+/**
+ * N devices at a per-device batch. Emulation trains one process on the global
+ * batch: the same updates as the devices (averaging per-device gradients is
+ * the gradient of the global batch, lesson 0), not their time. Models with
+ * BatchNorm differ slightly: their statistics then cover the global batch.
+ */
+export function placeDevices(devices: number, perDeviceBatch: number, available: number = availableDevices({ backend: 'auto' }).count): Placement {
+  if (!Number.isInteger(devices) || devices < 1) throw new RangeError(`devices must be a whole number of at least 1 (got ${devices})`);
+  return devices > available
+    ? { numGpus: 1, batchSize: devices * perDeviceBatch, emulated: true }
+    : { numGpus: devices, batchSize: perDeviceBatch, emulated: false };
+}
+
+/** The training settings of N devices at a fixed per-device batch under one learning-rate rule. */
+export function deviceRun(spec: DeviceRunSpec): DeviceRun {
+  const n = spec.devices;
+  const place = placeDevices(n, spec.perDeviceBatch, spec.available);
+  const scaled = spec.rule === 'linear + warmup' && n > 1;
+  const lr = scaled ? spec.baseLr * n : spec.baseLr;
+  const warmupEpochs = scaled ? spec.warmupEpochs : 0;
+  const settings: Partial<TrainConfig> = {
+    numGpus: place.numGpus, batchSize: place.batchSize, baseLr: lr, scaleLr: 'none', warmupEpochs,
+    ...(warmupEpochs > 0 ? { warmupStartFactor: 1 / n } : {}),
+  };
+  const devices = `${n} device${n > 1 ? 's' : ''}`;
+  const label = n === 1 ? devices : `${devices}, ${scaled ? `lr x${n} + warmup` : 'lr kept'}`;
+  return { label, devices: n, rule: spec.rule, globalBatch: n * spec.perDeviceBatch, lr, emulated: place.emulated, settings };
+}
+
+/**
+ * The lesson's grid: one device once, then every other device count under
+ * every rule. Each run's settings are checked with the command line's rules
+ * now, so a bad setting stops the cell before anything trains.
+ */
+export function deviceGrid(
+  common: Partial<TrainConfig>, options: Omit<DeviceRunSpec, 'devices' | 'rule'> & { devices: number[]; rules?: readonly LrRule[] },
+): DeviceRun[] {
+  const runs: DeviceRun[] = [];
+  const available = options.available ?? availableDevices({ backend: common.backend ?? 'auto' }).count;
+  for (const devices of options.devices) {
+    for (const rule of devices === 1 ? (['kept'] as const) : options.rules ?? LR_RULES) {
+      const run = deviceRun({ ...options, available, devices, rule });
+      lessonConfig({ ...common, ...run.settings });
+      runs.push({ ...run, settings: { ...common, ...run.settings } });
+    }
+  }
+  return runs;
+}
+
+/** A finished run with its training time per epoch, measured or projected. */
+export interface DeviceResult extends DeviceRun {
+  experiment: Experiment;
+  stepsPerEpoch: number;
+  /** Training seconds at the end of each epoch: measured, or projected for emulated devices. */
+  seconds: number[];
+  timeIs: 'measured' | 'projected';
+}
+
+export interface TimeModel {
+  /** Milliseconds one device needs per step of its own batch (measured on one device). */
+  stepMs: number;
+  ring: RingCostModel;
+  gradientBytes: number;
+}
+
+/**
+ * Emulated devices' time, from lesson 1's cost model: each step costs what one
+ * device's step costs plus a ring all-reduce among N devices. It leaves out
+ * waiting for the slowest device, as that lesson's projection does.
+ */
+export function projectedEpochSeconds(model: TimeModel, devices: number, steps: number): number {
+  return (steps * (model.stepMs + ringAllReduceMs(model.ring, devices, model.gradientBytes))) / 1000;
+}
+
+/** Milliseconds per step of a one-device run (its last epoch, past warm-up). */
+export function stepMsOf(result: Pick<DeviceResult, 'experiment' | 'stepsPerEpoch'>): number {
+  const last = result.experiment.epochs[result.experiment.epochs.length - 1];
+  return (last.epochTime / result.stepsPerEpoch) * 1000;
+}
+
+/**
+ * This machine's ring between two processes, fitted from a one-float and a
+ * gradient-sized all-reduce (lesson 1 measures it in detail). With a single
+ * core there is no ring to measure; `fallback` is returned.
+ */
+export async function measureRing(model: ModelName, fallback: RingCostModel, repeats = 10): Promise<RingCostModel> {
+  if (os.availableParallelism() < 2) return fallback;
+  const timings = await measureAllReduce(2, [{ name: 'one float', floats: 1 }, { name: `${model} gradients`, floats: MODELS[model].parameters }], repeats);
+  return fitRingCostModel(timings);
+}
+
+/** Runs the grid in order (one device first, as emulated runs take its step time). */
+export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel): Promise<DeviceResult[]> {
+  const firstOne = runs.findIndex((r) => r.devices === 1);
+  const firstEmulated = runs.findIndex((r) => r.emulated);
+  if (firstEmulated >= 0 && (firstOne < 0 || firstOne > firstEmulated)) {
+    throw new Error('runDeviceGrid: put a one-device run first; emulated devices take its time per step');
+  }
+  const results: DeviceResult[] = [];
+  let timeModel: TimeModel | null = null;
+  for (const run of runs) {
+    const experiment = await runExperiment(run.label, run.settings);
+    const stepsPerEpoch = readRun(experiment.runDir).info.stepsPerEpoch;
+    const result: DeviceResult = { ...run, experiment, stepsPerEpoch, seconds: experiment.epochs.map((e) => e.cumulativeTime), timeIs: 'measured' };
+    if (run.devices === 1 && timeModel == null) {
+      timeModel = { stepMs: stepMsOf(result), ring, gradientBytes: MODELS[experiment.config.model].parameters * 4 };
+    }
+    if (run.emulated && timeModel != null) {
+      const epochSeconds = projectedEpochSeconds(timeModel, run.devices, stepsPerEpoch);
+      result.seconds = experiment.epochs.map((_, i) => (i + 1) * epochSeconds);
+      result.timeIs = 'projected';
+    }
+    results.push(result);
+  }
+  return results;
+}
+
+/** Names of the rules in charts. */
+export const RULE_NAMES: Record<LrRule, string> = { kept: 'lr kept', 'linear + warmup': 'lr x N + warmup' };
+
+/**
+ * One row per run and epoch, for charts coloured by devices and dashed by
+ * rule. The one-device run belongs to both rules (at N = 1 they are the
+ * same), so its rows appear once under each.
+ */
+export function deviceChartRows(results: DeviceResult[]): Record<string, string | number>[] {
+  return results.flatMap((r) => {
+    const rules = r.devices === 1 ? LR_RULES : [r.rule];
+    return rules.flatMap((rule) => r.experiment.epochs.map((m: EpochMetrics, i) => ({
+      run: r.label, devices: r.devices, rule: RULE_NAMES[rule], epoch: m.epoch, seconds: r.seconds[i], time: r.timeIs,
+      accuracy: m.valAccuracy, loss: m.valLoss, lr: m.lr,
+    })));
+  });
+}
+
+/** First training time at which a run's validation accuracy reached `target` (null: never). */
+export function secondsToReach(result: DeviceResult, target: number): number | null {
+  const i = result.experiment.epochs.findIndex((m) => m.valAccuracy >= target);
+  return i < 0 ? null : result.seconds[i];
+}
