@@ -7,7 +7,7 @@ import { ringAllReduceMs } from '../lib/ddp/ring-benchmark';
 import {
   deviceChartRows, deviceGrid, deviceRun, placeDevices, projectedEpochSeconds, runDeviceGrid, secondsToReach,
 } from '../lib/lessons/devices';
-import { runExperiment } from '../lib/lessons/experiment';
+import { lessonConfig, runExperiment } from '../lib/lessons/experiment';
 import type { TrainConfig } from '../lib/train/config';
 
 const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-devices-'));
@@ -97,5 +97,24 @@ describe('devices of lesson 6', () => {
     const before = fs.readdirSync(runsDir).length;
     await assert.rejects(runDeviceGrid(runs, ring), /put a one-device run first/);
     assert.equal(fs.readdirSync(runsDir).length, before, 'nothing trained');
+  });
+});
+
+describe('lesson settings', () => {
+  it('refuses a bad setting naming the setting and its flag, before anything runs', () => {
+    assert.throws(() => lessonConfig({ optimizer: 'adam' as never }), /^UsageError: optimizer \(--optimizer\) must be one of sgd, novograd, lamb, lars \(got 'adam'\)/);
+    const tooMany = os.availableParallelism() + 1;
+    assert.throws(
+      () => lessonConfig({ numGpus: tooMany }),
+      new RegExp(`numGpus \\(--num-gpus\\) ${tooMany} asks for more devices than this machine has .* oversubscribe \\(--oversubscribe\\)`),
+    );
+    assert.equal(lessonConfig({ numGpus: tooMany, oversubscribe: true }).numGpus, tooMany);
+  });
+
+  it('runs a planned run as given', async () => {
+    const run = await runExperiment({ label: 'planned', settings: { ...tiny, epochs: 1, batchSize: 64 } }, { lesson: 'test' });
+    assert.equal(run.label, 'planned');
+    assert.equal(run.config.batchSize, 64);
+    assert.equal(run.epochs.length, 1);
   });
 });

@@ -173,6 +173,42 @@ describe('npm run lessons -- --smoke', () => {
   });
 });
 
+describe('a bad setting in a lesson', () => {
+  const cell = (source: string) => ({ cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source });
+  const settingsCells: [string, string, RegExp][] = [
+    ['unknown-optimizer', "lessonConfig({ model: 'cnn', optimizer: 'adam' as any });",
+      /UsageError: optimizer \(--optimizer\) must be one of sgd, novograd, lamb, lars \(got 'adam'\)/],
+    ['too-many-devices', "await runExperiment('too many', { model: 'cnn', numGpus: 64, trainSubset: 256, epochs: 1 });",
+      /LaunchError: numGpus \(--num-gpus\) 64 asks for more devices than this machine has \(\d+ CPU cores\): lower numGpus \(--num-gpus\), or add oversubscribe \(--oversubscribe\)/],
+  ];
+  for (const [name, source, message] of settingsCells) {
+    it(`prints its error in the cell (${name}), and nothing trains`, async () => {
+      assertPrerequisites();
+      // Inside the project, where the notebook's imports find node_modules.
+      const dir = fs.mkdtempSync(path.join(NOTEBOOKS_DIR, '.settings-test-'));
+      try {
+        fs.symlinkSync(path.join(ROOT, 'lib'), path.join(dir, 'lib'));
+        const file = path.join(dir, `${name}.ipynb`);
+        fs.writeFileSync(file, JSON.stringify({
+          cells: [cell("import { lessonConfig, runExperiment } from './lib/lessons/experiment';"), cell(source)],
+          metadata: { kernelspec: { name: KERNEL_NAME, display_name: 'TypeScript', language: 'typescript' } },
+          nbformat: 4, nbformat_minor: 5,
+        }));
+        const outDir = path.join(dir, 'out');
+        fs.mkdirSync(outDir);
+        const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
+        assert.equal(result.ok, false);
+        const partial = readNotebook(result.executed);
+        const shown = (partial.cells[1].outputs ?? []).map((o) => text(o.text ?? (o.data?.['text/plain'] as string | string[] | undefined))).join('\n');
+        assert.match(shown, message);
+        assert.ok(!fs.existsSync(path.join(dir, 'runs')), 'a run was started');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
 describe('the lessons runner', () => {
   it('names the notebook and the cell that failed, and does not run the cells after it', async () => {
     assertPrerequisites();

@@ -554,17 +554,26 @@ export function helpText(): string {
  * The command line that gives `config` (the reverse of parseArgs), so that
  * the library and notebooks check settings with exactly the command's rules.
  */
+/** The switches that set a configuration field, and the value each sets. */
+const SWITCH_FIELDS: readonly [keyof TrainConfig, string, boolean][] = [
+  ['progress', '--no-progress', false], ['syncBn', '--sync-bn', true], ['oversubscribe', '--oversubscribe', true],
+  ['profileCommunication', '--profile-communication', true], ['nesterov', '--nesterov', true],
+  ['gradAveraging', '--grad-averaging', true], ['amsgrad', '--amsgrad', true], ['warmupPerIteration', '--warmup-per-iteration', true],
+];
+
+/** The configuration field a flag sets (`--num-gpus` -> numGpus), or null for flags that set none. */
+export function flagField(flag: string): keyof TrainConfig | null {
+  const value = VALUE_FLAGS.find((f) => `--${f.name}` === flag);
+  if (value) return value.field;
+  return SWITCH_FIELDS.find(([, name]) => name === flag)?.[0] ?? null;
+}
+
 export function configToArgv(config: TrainConfig): string[] {
   const argv: string[] = [];
   for (const flag of VALUE_FLAGS) {
     const value = config[flag.field];
     if (value !== null && value !== DEFAULT_CONFIG[flag.field]) argv.push(`--${flag.name}`, String(value));
   }
-  const switches: [keyof TrainConfig, string, boolean][] = [
-    ['progress', '--no-progress', false], ['syncBn', '--sync-bn', true], ['oversubscribe', '--oversubscribe', true],
-    ['profileCommunication', '--profile-communication', true], ['nesterov', '--nesterov', true],
-    ['gradAveraging', '--grad-averaging', true], ['amsgrad', '--amsgrad', true], ['warmupPerIteration', '--warmup-per-iteration', true],
-  ];
-  for (const [field, name, whenOn] of switches) if (config[field] === whenOn && whenOn !== DEFAULT_CONFIG[field]) argv.push(name);
+  for (const [field, name, whenOn] of SWITCH_FIELDS) if (config[field] === whenOn && whenOn !== DEFAULT_CONFIG[field]) argv.push(name);
   return argv;
 }

@@ -4,7 +4,9 @@ import { show } from '../plot/display';
 import { escapeHtml, htmlBundle, type MimeBundle } from '../plot/types';
 import type { ModelName, TrainConfig } from '../train/config';
 import { stepsPerEpoch } from '../train/sampler';
-import { lessonConfig } from './experiment';
+import { lessonConfig, type PlannedRun } from './experiment';
+
+export type { PlannedRun } from './experiment';
 import { measureImagesPerSec, type ProbeOptions, type ThroughputProbe } from './probe';
 import type { LessonSetting } from './settings';
 
@@ -23,10 +25,6 @@ export const WARN_ABOVE_SECONDS = 30 * 60;
 /** The course's wideresnet on one H100, images trained per second. */
 const H100_IMAGES_PER_SEC = 8_000;
 
-export interface PlannedRun {
-  label: string;
-  settings: Partial<TrainConfig>;
-}
 
 export interface RunEstimate {
   label: string;
