@@ -35,5 +35,5 @@ npx --no-install tslab install --python=/usr/bin/python3 --binary="$PWD/node_mod
 [[ -L notebooks/lib ]] || { rm -rf notebooks/lib; ln -s ../lib notebooks/lib; }
 
 if [[ "${1:-}" != "--no-run" ]]; then
-  npm start
+  npm run lessons
 fi

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ringAllReduceMs } from '../lib/ddp/ring-benchmark';
 import {
-  deviceChartRows, deviceGrid, deviceRun, placeDevices, projectedEpochSeconds, runDeviceGrid, secondsToReach,
+  deviceChartRows, deviceGrid, deviceRun, onDevices, placeDevices, projectedEpochSeconds, runDeviceGrid, secondsToReach,
 } from '../lib/lessons/devices';
 import { lessonConfig, runExperiment } from '../lib/lessons/experiment';
 import type { TrainConfig } from '../lib/train/config';
@@ -22,6 +22,8 @@ describe('devices of lesson 6', () => {
   it('places devices on real workers while the machine has them, in one process beyond', () => {
     assert.deepEqual(placeDevices(2, 32, 2), { numGpus: 2, batchSize: 32, emulated: false });
     assert.deepEqual(placeDevices(4, 32, 2), { numGpus: 1, batchSize: 128, emulated: true });
+    assert.deepEqual(onDevices(4, 32, 2), { numGpus: 1, batchSize: 128 });
+    assert.deepEqual(onDevices(2, 32, 2), { numGpus: 2, batchSize: 32 });
     assert.throws(() => placeDevices(0, 32, 2), /devices must be a whole number of at least 1 \(got 0\)/);
   });
 

@@ -83,7 +83,8 @@ describe('estimateRuns', () => {
   });
 
   it('scales with the workers up to the cores, at the stated efficiency', async () => {
-    const runs: PlannedRun[] = [1, 2, 4].map((n) => ({ label: `${n}`, settings: { ...small, numGpus: n, trainSubset: 12_800 } }));
+    // The `cores` option plays other machines; oversubscribe lets 4 workers pass this machine's device check.
+    const runs: PlannedRun[] = [1, 2, 4].map((n) => ({ label: `${n}`, settings: { ...small, numGpus: n, trainSubset: 12_800, oversubscribe: true } }));
     const onTwo = await estimateRuns(runs, { probe: fakeProbe(100), cores: 2 });
     assert.deepEqual(onTwo.runs.map((r) => r.imagesPerSec), [100, 200 * DATA_PARALLEL_EFFICIENCY, 200 * DATA_PARALLEL_EFFICIENCY]);
     assert.deepEqual(onTwo.runs.map((r) => r.globalBatch), [32, 64, 128]);
@@ -103,8 +104,9 @@ describe('estimateRuns', () => {
     assert.equal(estimate.totalSeconds, estimate.runs.reduce((s, r) => s + r.seconds, 0));
   });
 
-  it('rejects settings the command line rejects', async () => {
+  it('rejects settings the command line rejects, and more devices than this machine has', async () => {
     await assert.rejects(estimateRuns([{ label: 'bad', settings: { ...small, batchSize: 0 } }], { probe: fakeProbe(100) }), /batch-size/);
+    await assert.rejects(estimateRuns([{ label: 'too many', settings: { ...small, numGpus: 512 } }], { probe: fakeProbe(100) }), /numGpus \(--num-gpus\) 512 asks for more devices/);
   });
 });
 

@@ -5,7 +5,7 @@ import { MODELS } from '../models/index';
 import { readRun } from '../train/run-record';
 import type { ModelName, TrainConfig } from '../train/config';
 import type { EpochMetrics } from '../train/metrics';
-import { type Experiment, lessonConfig, runExperiment } from './experiment';
+import { type Experiment, type ExperimentOptions, lessonConfig, runExperiment } from './experiment';
 
 /**
  * How the learning rate follows the number of devices: kept as it is, or the
@@ -59,6 +59,12 @@ export function placeDevices(devices: number, perDeviceBatch: number, available:
   return devices > available
     ? { numGpus: 1, batchSize: devices * perDeviceBatch, emulated: true }
     : { numGpus: devices, batchSize: perDeviceBatch, emulated: false };
+}
+
+/** The settings that put a run on N devices at a per-device batch (see placeDevices). */
+export function onDevices(devices: number, perDeviceBatch: number, available?: number): Pick<TrainConfig, 'numGpus' | 'batchSize'> {
+  const { numGpus, batchSize } = placeDevices(devices, perDeviceBatch, available);
+  return { numGpus, batchSize };
 }
 
 /** The training settings of N devices at a fixed per-device batch under one learning-rate rule. */
@@ -133,14 +139,14 @@ export function stepMsOf(result: Pick<DeviceResult, 'experiment' | 'stepsPerEpoc
  * gradient-sized all-reduce (lesson 1 measures it in detail). With a single
  * core there is no ring to measure; `fallback` is returned.
  */
-export async function measureRing(model: ModelName, fallback: RingCostModel, repeats = 10): Promise<RingCostModel> {
+export async function measureRing(model: ModelName, fallback: RingCostModel, repeats = 20): Promise<RingCostModel> {
   if (os.availableParallelism() < 2) return fallback;
   const timings = await measureAllReduce(2, [{ name: 'one float', floats: 1 }, { name: `${model} gradients`, floats: MODELS[model].parameters }], repeats);
   return fitRingCostModel(timings);
 }
 
 /** Runs the grid in order (one device first, as emulated runs take its step time). */
-export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel): Promise<DeviceResult[]> {
+export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel, options: ExperimentOptions = {}): Promise<DeviceResult[]> {
   const firstOne = runs.findIndex((r) => r.devices === 1);
   const firstEmulated = runs.findIndex((r) => r.emulated);
   if (firstEmulated >= 0 && (firstOne < 0 || firstOne > firstEmulated)) {
@@ -149,7 +155,7 @@ export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel): Pro
   const results: DeviceResult[] = [];
   let timeModel: TimeModel | null = null;
   for (const run of runs) {
-    const experiment = await runExperiment(run.label, run.settings);
+    const experiment = await runExperiment(run, options);
     const stepsPerEpoch = readRun(experiment.runDir).info.stepsPerEpoch;
     const result: DeviceResult = { ...run, experiment, stepsPerEpoch, seconds: experiment.epochs.map((e) => e.cumulativeTime), timeIs: 'measured' };
     if (run.devices === 1 && timeModel == null) {
