@@ -39,6 +39,7 @@ describe('devices of lesson 6', () => {
     assert.equal(kept.label, '4 devices, lr kept');
     assert.deepEqual(kept.settings, { numGpus: 4, batchSize: 32, baseLr: 0.025, scaleLr: 'none', warmupEpochs: 0 });
     assert.equal(deviceRun({ ...spec, devices: 1, available: 1 }).label, '1 device');
+    assert.equal(deviceRun({ ...spec, devices: 8, available: 1, warmupEpochs: 0 }).label, '8 devices, lr x8');
   });
 
   it('builds the grid with one one-device run, and refuses a bad setting before anything trains', () => {
@@ -83,7 +84,7 @@ describe('devices of lesson 6', () => {
     const epochSeconds = (4 * (stepMs + ringAllReduceMs(ring, 4, gradientBytes))) / 1000;
     assert.ok(Math.abs(kept.seconds[0] - epochSeconds) < 1e-9);
     assert.ok(Math.abs(kept.seconds[1] - 2 * epochSeconds) < 1e-9);
-    assert.equal(projectedEpochSeconds({ stepMs: 10, ring, gradientBytes: 1e6 }, 1, 3), 0.03);
+    assert.equal(projectedEpochSeconds({ devices: 1, stepMs: 10, ring, gradientBytes: 1e6 }, 1, 3), 0.03);
     assert.notDeepEqual(kept.experiment.epochs.map((e) => e.valAccuracy), scaled.experiment.epochs.map((e) => e.valAccuracy));
 
     const rows = deviceChartRows(results);
@@ -94,10 +95,23 @@ describe('devices of lesson 6', () => {
     assert.equal(secondsToReach(one, 1.01), null);
   });
 
-  it('refuses, before training, to project time without a one-device run first', async () => {
+  it('anchors emulated devices on the largest real run: its step plus the extra ring cost', async () => {
+    const runs = deviceGrid(tiny, { devices: [1, 2, 4], rules: ['kept'], perDeviceBatch: 32, baseLr: 0.025, warmupEpochs: 1, available: 2 });
+    assert.deepEqual(runs.map((r) => r.emulated), [false, false, true]);
+    const [, two, four] = await runDeviceGrid(runs, ring);
+    assert.equal(two.timeIs, 'measured');
+    assert.equal(four.timeIs, 'projected');
+    const anchor = { devices: 2, stepMs: (two.experiment.epochs[1].epochTime / two.stepsPerEpoch) * 1000, ring, gradientBytes: 225_034 * 4 };
+    const extraMs = ringAllReduceMs(ring, 4, anchor.gradientBytes) - ringAllReduceMs(ring, 2, anchor.gradientBytes);
+    assert.ok(extraMs > 0);
+    assert.ok(Math.abs(four.seconds[0] - (four.stepsPerEpoch * (anchor.stepMs + extraMs)) / 1000) < 1e-9);
+    assert.equal(projectedEpochSeconds(anchor, 4, four.stepsPerEpoch), four.seconds[0]);
+  });
+
+  it('refuses, before training, to project time without a real run first', async () => {
     const runs = deviceGrid(tiny, { devices: [4], perDeviceBatch: 32, baseLr: 0.025, warmupEpochs: 1, available: 1 });
     const before = fs.readdirSync(runsDir).length;
-    await assert.rejects(runDeviceGrid(runs, ring), /put a one-device run first/);
+    await assert.rejects(runDeviceGrid(runs, ring), /put the real runs .* first/);
     assert.equal(fs.readdirSync(runsDir).length, before, 'nothing trained');
   });
 });

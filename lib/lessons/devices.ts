@@ -79,7 +79,7 @@ export function deviceRun(spec: DeviceRunSpec): DeviceRun {
     ...(warmupEpochs > 0 ? { warmupStartFactor: 1 / n } : {}),
   };
   const devices = `${n} device${n > 1 ? 's' : ''}`;
-  const label = n === 1 ? devices : `${devices}, ${scaled ? `lr x${n} + warmup` : 'lr kept'}`;
+  const label = n === 1 ? devices : `${devices}, ${scaled ? `lr x${n}${warmupEpochs > 0 ? ' + warmup' : ''}` : 'lr kept'}`;
   return { label, devices: n, rule: spec.rule, globalBatch: n * spec.perDeviceBatch, lr, emulated: place.emulated, settings };
 }
 
@@ -113,22 +113,26 @@ export interface DeviceResult extends DeviceRun {
 }
 
 export interface TimeModel {
-  /** Milliseconds one device needs per step of its own batch (measured on one device). */
+  /** The most devices that ran as real workers here, and their measured milliseconds per step. */
+  devices: number;
   stepMs: number;
   ring: RingCostModel;
   gradientBytes: number;
 }
 
 /**
- * Emulated devices' time, from lesson 1's cost model: each step costs what one
- * device's step costs plus a ring all-reduce among N devices. It leaves out
- * waiting for the slowest device, as that lesson's projection does.
+ * Emulated devices' time, from lesson 1's cost model, anchored on the largest
+ * real run: its measured step (compute, waiting for the slowest worker, its
+ * own all-reduce) plus what the ring costs more among N devices. It assumes
+ * each added device has a core or GPU of its own, so N devices wait for each
+ * other no more than the measured ones did.
  */
 export function projectedEpochSeconds(model: TimeModel, devices: number, steps: number): number {
-  return (steps * (model.stepMs + ringAllReduceMs(model.ring, devices, model.gradientBytes))) / 1000;
+  const extraRingMs = ringAllReduceMs(model.ring, devices, model.gradientBytes) - ringAllReduceMs(model.ring, model.devices, model.gradientBytes);
+  return (steps * (model.stepMs + extraRingMs)) / 1000;
 }
 
-/** Milliseconds per step of a one-device run (its last epoch, past warm-up). */
+/** Milliseconds per step of a run (its last epoch, past warm-up). */
 export function stepMsOf(result: Pick<DeviceResult, 'experiment' | 'stepsPerEpoch'>): number {
   const last = result.experiment.epochs[result.experiment.epochs.length - 1];
   return (last.epochTime / result.stepsPerEpoch) * 1000;
@@ -145,12 +149,16 @@ export async function measureRing(model: ModelName, fallback: RingCostModel, rep
   return fitRingCostModel(timings);
 }
 
-/** Runs the grid in order (one device first, as emulated runs take its step time). */
+/**
+ * Runs the grid in order. Emulated devices take their time from the largest
+ * real run before them (the first run of that device count), so real runs
+ * come first.
+ */
 export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel, options: ExperimentOptions = {}): Promise<DeviceResult[]> {
-  const firstOne = runs.findIndex((r) => r.devices === 1);
+  const firstReal = runs.findIndex((r) => !r.emulated);
   const firstEmulated = runs.findIndex((r) => r.emulated);
-  if (firstEmulated >= 0 && (firstOne < 0 || firstOne > firstEmulated)) {
-    throw new Error('runDeviceGrid: put a one-device run first; emulated devices take its time per step');
+  if (firstEmulated >= 0 && (firstReal < 0 || firstReal > firstEmulated)) {
+    throw new Error('runDeviceGrid: put the real runs (the device counts this machine has) first; emulated devices take their time per step');
   }
   const results: DeviceResult[] = [];
   let timeModel: TimeModel | null = null;
@@ -158,8 +166,8 @@ export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel, opti
     const experiment = await runExperiment(run, options);
     const stepsPerEpoch = readRun(experiment.runDir).info.stepsPerEpoch;
     const result: DeviceResult = { ...run, experiment, stepsPerEpoch, seconds: experiment.epochs.map((e) => e.cumulativeTime), timeIs: 'measured' };
-    if (run.devices === 1 && timeModel == null) {
-      timeModel = { stepMs: stepMsOf(result), ring, gradientBytes: MODELS[experiment.config.model].parameters * 4 };
+    if (!run.emulated && run.devices > (timeModel?.devices ?? 0)) {
+      timeModel = { devices: run.devices, stepMs: stepMsOf(result), ring, gradientBytes: MODELS[experiment.config.model].parameters * 4 };
     }
     if (run.emulated && timeModel != null) {
       const epochSeconds = projectedEpochSeconds(timeModel, run.devices, stepsPerEpoch);
