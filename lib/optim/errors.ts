@@ -24,3 +24,11 @@ export function requireNonNegative(flag: string, value: number): void {
 export function requirePositive(flag: string, value: number): void {
   if (!(value > 0 && Number.isFinite(value))) throw new OptimizerConfigError(`${flag} must be > 0 (got ${value})`);
 }
+
+/** The settings of the optimizers that keep Adam-style moments (NovoGrad, LAMB). */
+export function requireMomentSettings(s: { beta1: number; beta2: number; eps: number; weightDecay: number }): void {
+  requireUnitInterval('--beta1', s.beta1);
+  requireUnitInterval('--beta2', s.beta2);
+  requirePositive('--eps', s.eps);
+  requireNonNegative('--weight-decay', s.weightDecay);
+}

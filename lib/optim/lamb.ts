@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { requireNonNegative, requirePositive, requireUnitInterval } from './errors';
+import { requireMomentSettings } from './errors';
 import { bothPositive, checkStepArguments, l2Norm, ratioOrOne, zerosLike, type Optimizer } from './optimizer';
 
 export interface LambOptions {
@@ -40,10 +40,7 @@ export class Lamb implements Optimizer {
     this.beta2 = options.beta2 ?? LAMB_DEFAULTS.beta2;
     this.eps = options.eps ?? LAMB_DEFAULTS.eps;
     this.weightDecay = options.weightDecay ?? LAMB_DEFAULTS.weightDecay;
-    requireUnitInterval('--beta1', this.beta1);
-    requireUnitInterval('--beta2', this.beta2);
-    requirePositive('--eps', this.eps);
-    requireNonNegative('--weight-decay', this.weightDecay);
+    requireMomentSettings(this);
   }
 
   step(params: tf.Variable[], grads: tf.Tensor[], lr: number): void {

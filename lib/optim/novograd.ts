@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { requireNonNegative, requirePositive, requireUnitInterval } from './errors';
+import { requireMomentSettings } from './errors';
 import { checkStepArguments, zerosLike, type Optimizer } from './optimizer';
 
 export interface NovoGradOptions {
@@ -48,10 +48,7 @@ export class NovoGrad implements Optimizer {
     this.weightDecay = options.weightDecay ?? NOVOGRAD_DEFAULTS.weightDecay;
     this.gradAveraging = options.gradAveraging ?? NOVOGRAD_DEFAULTS.gradAveraging;
     this.amsgrad = options.amsgrad ?? NOVOGRAD_DEFAULTS.amsgrad;
-    requireUnitInterval('--beta1', this.beta1);
-    requireUnitInterval('--beta2', this.beta2);
-    requirePositive('--eps', this.eps);
-    requireNonNegative('--weight-decay', this.weightDecay);
+    requireMomentSettings(this);
   }
 
   step(params: tf.Variable[], grads: tf.Tensor[], lr: number): void {
