@@ -173,8 +173,15 @@ describe('npm run lessons -- --smoke', () => {
   });
 });
 
+/** Writes a notebook of code cells for this checkout's tslab kernel. */
+function writeCodeNotebook(file: string, sources: string[]): void {
+  const cells = sources.map((source) => ({ cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source }));
+  fs.writeFileSync(file, JSON.stringify({
+    cells, metadata: { kernelspec: { name: KERNEL_NAME, display_name: 'TypeScript', language: 'typescript' } }, nbformat: 4, nbformat_minor: 5,
+  }));
+}
+
 describe('a bad setting in a lesson', () => {
-  const cell = (source: string) => ({ cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source });
   const settingsCells: [string, string, RegExp][] = [
     ['unknown-optimizer', "lessonConfig({ model: 'cnn', optimizer: 'adam' as any });",
       /UsageError: optimizer \(--optimizer\) must be one of sgd, novograd, lamb, lars \(got 'adam'\)/],
@@ -189,11 +196,7 @@ describe('a bad setting in a lesson', () => {
       try {
         fs.symlinkSync(path.join(ROOT, 'lib'), path.join(dir, 'lib'));
         const file = path.join(dir, `${name}.ipynb`);
-        fs.writeFileSync(file, JSON.stringify({
-          cells: [cell("import { lessonConfig, runExperiment } from './lib/lessons/experiment';"), cell(source)],
-          metadata: { kernelspec: { name: KERNEL_NAME, display_name: 'TypeScript', language: 'typescript' } },
-          nbformat: 4, nbformat_minor: 5,
-        }));
+        writeCodeNotebook(file, ["import { lessonConfig, runExperiment } from './lib/lessons/experiment';", source]);
         const outDir = path.join(dir, 'out');
         fs.mkdirSync(outDir);
         const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
@@ -215,12 +218,7 @@ describe('the lessons runner', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-failing-'));
     try {
       const file = path.join(dir, 'failing.ipynb');
-      const cell = (source: string) => ({ cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source });
-      fs.writeFileSync(file, JSON.stringify({
-        cells: [cell("console.log('before');"), cell("throw new Error('lesson-' + 'failure-probe');"), cell("console.log('after');")],
-        metadata: { kernelspec: { name: KERNEL_NAME, display_name: 'TypeScript', language: 'typescript' } },
-        nbformat: 4, nbformat_minor: 5,
-      }));
+      writeCodeNotebook(file, ["console.log('before');", "throw new Error('lesson-' + 'failure-probe');", "console.log('after');"]);
       const outDir = path.join(dir, 'out');
       fs.mkdirSync(outDir);
       const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
