@@ -4,8 +4,7 @@ import { type RingCostModel, fitRingCostModel, measureAllReduce, ringAllReduceMs
 import { MODELS } from '../models/index';
 import { readRun } from '../train/run-record';
 import type { ModelName, TrainConfig } from '../train/config';
-import type { EpochMetrics } from '../train/metrics';
-import { type Experiment, type ExperimentOptions, lessonConfig, runExperiment } from './experiment';
+import { type Experiment, type ExperimentOptions, experimentRows, lessonConfig, runExperiment } from './experiment';
 
 /**
  * How the learning rate follows the number of devices: kept as it is, or the
@@ -190,9 +189,8 @@ export const RULE_NAMES: Record<LrRule, string> = { kept: 'lr kept', 'linear + w
 export function deviceChartRows(results: DeviceResult[]): Record<string, string | number>[] {
   return results.flatMap((r) => {
     const rules = r.devices === 1 ? LR_RULES : [r.rule];
-    return rules.flatMap((rule) => r.experiment.epochs.map((m: EpochMetrics, i) => ({
-      run: r.label, devices: r.devices, rule: RULE_NAMES[rule], epoch: m.epoch, seconds: r.seconds[i], time: r.timeIs,
-      accuracy: m.valAccuracy, loss: m.valLoss, lr: m.lr,
+    return rules.flatMap((rule) => experimentRows([r.experiment]).map((row, i) => ({
+      ...row, devices: r.devices, rule: RULE_NAMES[rule], seconds: r.seconds[i], time: r.timeIs,
     })));
   });
 }
