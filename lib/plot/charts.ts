@@ -67,6 +67,11 @@ function tooltipOf(axis: AxisField): Record<string, unknown> {
   return t;
 }
 
+/** What every single-view chart starts with: schema, title, size, white background, inline data. */
+function chartFrame(title: string, size: { width?: number; height?: number }, values: Row[]): VegaLiteSpec {
+  return { $schema: VEGA_LITE_SCHEMA, title, width: size.width ?? WIDTH, height: size.height ?? HEIGHT, background: 'white', data: { values } };
+}
+
 /** A line per series: validation accuracy vs epoch per run, loss vs time, ... */
 export function lineChart(o: LineChartOptions): VegaLiteSpec {
   const encoding: Record<string, unknown> = { x: encodeAxis(o.x), y: encodeAxis(o.y) };
@@ -84,12 +89,7 @@ export function lineChart(o: LineChartOptions): VegaLiteSpec {
   tooltip.push(tooltipOf(o.x), tooltipOf(o.y));
   encoding.tooltip = tooltip;
   return {
-    $schema: VEGA_LITE_SCHEMA,
-    title: o.title,
-    width: o.width ?? WIDTH,
-    height: o.height ?? HEIGHT,
-    background: 'white',
-    data: { values: o.data },
+    ...chartFrame(o.title, o, o.data),
     mark: { type: 'line', point: o.points ?? o.data.length <= 200 },
     encoding,
   };
@@ -189,12 +189,7 @@ export function throughputChart(o: ThroughputChartOptions): VegaLiteSpec {
       : []),
   ];
   return {
-    $schema: VEGA_LITE_SCHEMA,
-    title: o.title ?? 'Throughput against workers',
-    width: o.width ?? WIDTH,
-    height: o.height ?? HEIGHT,
-    background: 'white',
-    data: { values },
+    ...chartFrame(o.title ?? 'Throughput against workers', o, values),
     encoding: { x, y, ...color },
     layer: [
       {
@@ -249,12 +244,7 @@ export function stackedStepTime(o: { rows: StepTimeRow[]; title?: string; width?
   }
   const labelled = o.rows.some((r) => r.label);
   return {
-    $schema: VEGA_LITE_SCHEMA,
-    title: o.title ?? 'Time per step',
-    width: o.width ?? WIDTH,
-    height: o.height ?? HEIGHT,
-    background: 'white',
-    data: { values },
+    ...chartFrame(o.title ?? 'Time per step', o, values),
     mark: { type: 'bar' },
     encoding: {
       x: { field: 'group', type: 'ordinal', sort: groups, title: labelled ? 'Setup, workers' : 'Workers', axis: { labelAngle: 0 } },
