@@ -3,7 +3,10 @@
  *
  *   npm run check:optimizers -- [FILE ...] [--rtol R] [--atol A] [--backend cpu|wasm]
  *
- * FILE defaults to ../shared/reference/optimizers.json (next to the project).
+ * FILE defaults to the project's own fixtures, test/fixtures/optimizers-torch.json
+ * (bench/reference/torch_references.py) and test/fixtures/optimizers-lamb-lars.json
+ * (bench/reference/lamb_lars_reference.py), plus ../shared/reference/optimizers.json
+ * (next to the project) when that file exists.
  * Runs in float32 on the pure-JavaScript 'cpu' engine (or --backend wasm). Prints each case's
  * worst absolute and relative error. Exit code 0: every case within
  * tolerance; 1: a mismatch; 2: a file that cannot be read or does not have
@@ -18,6 +21,13 @@ import {
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const SHARED_REFERENCE = path.resolve(PROJECT_ROOT, '..', 'shared', 'reference', 'optimizers.json');
+export const PROJECT_REFERENCES = ['optimizers-torch.json', 'optimizers-lamb-lars.json']
+  .map((f) => path.join(PROJECT_ROOT, 'test', 'fixtures', f));
+
+/** The files checked when none is named: the project's fixtures, and the shared file when present. */
+export function defaultReferenceFiles(): string[] {
+  return fs.existsSync(SHARED_REFERENCE) ? [...PROJECT_REFERENCES, SHARED_REFERENCE] : [...PROJECT_REFERENCES];
+}
 
 class UsageError extends Error {}
 
@@ -43,7 +53,7 @@ function parseCommandLine(argv: string[]): { files: string[]; tolerance: Toleran
       files.push(arg);
     }
   }
-  return { files: files.length > 0 ? files : [SHARED_REFERENCE], tolerance, backend };
+  return { files: files.length > 0 ? files : defaultReferenceFiles(), tolerance, backend };
 }
 
 function load(file: string) {

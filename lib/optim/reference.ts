@@ -3,7 +3,8 @@ import { OptimizerConfigError } from './errors';
 import { createOptimizer, DEFAULT_OPTIMIZER_SPEC, OPTIMIZER_NAMES, type OptimizerSpec } from './factory';
 
 /**
- * Reference trajectories (e.g. ../shared/reference/optimizers.json): each case
+ * Reference trajectories (e.g. the project's test/fixtures/optimizers-torch.json,
+ * or ../shared/reference/optimizers.json beside the checkout): each case
  * starts from `params` and applies `grads[k]` with learning rate `lr[k]` at
  * step k; `expected[k]` holds every parameter after step k. Tensors are flat
  * row-major lists, `shapes` gives their shapes.
