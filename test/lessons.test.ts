@@ -150,7 +150,7 @@ describe('npm run lessons -- --smoke', () => {
       const plots = plotOutputs(nb);
       assert.ok(plots.length > 0, `${name} shows no chart`);
       for (const plot of plots) {
-        assert.ok(plot.hasImage, `cell ${plot.index}: a chart without its static image (text/html with data:image/svg+xml)`);
+        assert.ok(plot.hasImage, `cell ${plot.index}: a chart without its static image (image/svg+xml, or text/html with data:image/svg+xml)`);
         assert.ok(plot.data !== null, `cell ${plot.index}: a chart image without its Vega-Lite or Plotly data`);
       }
 

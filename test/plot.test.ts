@@ -51,10 +51,16 @@ function assertWellFormedSvg(svg: string): void {
   assert.deepEqual(stack, [], 'unclosed elements');
 }
 
+/** The static image of a bundle: a Vega-Lite bundle's image/svg+xml, a Plotly bundle's <img> in its text/html. */
 function decodedSvg(bundle: MimeBundle): string {
-  const html = bundle[MIME.html];
-  assert.equal(typeof html, 'string');
-  assert.match(html as string, /<img src="data:image\/svg\+xml;base64,[A-Za-z0-9+/=]+"/);
+  if (bundle[MIME.vegaLite] !== undefined) {
+    assert.equal(typeof bundle[MIME.svg], 'string');
+    assert.equal(bundle[MIME.html], undefined, 'text/html would outrank Vega in JupyterLab');
+  } else {
+    const html = bundle[MIME.html];
+    assert.equal(typeof html, 'string');
+    assert.match(html as string, /<img src="data:image\/svg\+xml;base64,[A-Za-z0-9+/=]+"/);
+  }
   const svg = svgFromBundle(bundle);
   assert.ok(svg);
   return svg;
@@ -113,7 +119,7 @@ describe('importing lib/plot', () => {
 });
 
 describe('vegaLiteBundle', () => {
-  it('carries the Vega-Lite object and an <img> of valid SVG with titles and marks', async () => {
+  it('carries the Vega-Lite object and an image/svg+xml of valid SVG with titles and marks, and no text/html', async () => {
     const bundle = await vegaLiteBundle(lineChart(accuracyChart));
     const spec = bundle[MIME.vegaLite] as VegaLiteSpec & { data: { values: unknown[] } };
     assert.equal(typeof spec, 'object');
@@ -127,12 +133,12 @@ describe('vegaLiteBundle', () => {
     assert.ok((svg.match(/<path/g) ?? []).length >= 2, 'line marks');
   });
 
-  it('adds $schema and a background to a bare spec, and can leave out text/html', async () => {
-    const bundle = await vegaLiteBundle({ data: { values: [{ a: 1, b: 2 }] }, mark: 'point', encoding: { x: { field: 'a', type: 'quantitative' } } }, { html: false });
+  it('adds $schema and a background to a bare spec, and can leave out the image', async () => {
+    const bundle = await vegaLiteBundle({ data: { values: [{ a: 1, b: 2 }] }, mark: 'point', encoding: { x: { field: 'a', type: 'quantitative' } } }, { image: false });
     const spec = bundle[MIME.vegaLite] as VegaLiteSpec;
     assert.equal(spec.$schema, VEGA_LITE_SCHEMA);
     assert.equal(spec.background, 'white');
-    assert.equal(bundle[MIME.html], undefined);
+    assert.deepEqual(Object.keys(bundle).sort(), [MIME.vegaLite, MIME.plain].sort());
     assert.equal(bundle[MIME.plain], 'Vega-Lite chart');
   });
 });
@@ -337,7 +343,9 @@ describe('show inside the tslab kernel', () => {
       assert.deepEqual(lines, []);
       assert.equal(sent.length, 1);
       assert.equal(sent[0].update, false);
-      assert.deepEqual(Object.keys(sent[0].data.data).sort(), [MIME.vegaLite, MIME.html, MIME.plain].sort());
+      assert.deepEqual(Object.keys(sent[0].data.data).sort(), [MIME.vegaLite, MIME.svg, MIME.plain].sort());
+      // JupyterLab's Vega renderer is asked for SVG (its default is a canvas).
+      assert.deepEqual(sent[0].data.metadata, { [MIME.vegaLite]: { embed_options: { renderer: 'svg' } } });
       assert.equal(typeof sent[0].data.data[MIME.vegaLite], 'object');
 
       sent.length = 0;

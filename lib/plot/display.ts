@@ -128,6 +128,15 @@ export function writeBundleFiles(bundle: MimeBundle, dir: string, name?: string)
 }
 
 /**
+ * Display metadata for a bundle: JupyterLab's Vega renderer draws SVG (vega-embed's default is a
+ * canvas), so that charts print sharp, their text can be selected and their marks are elements.
+ */
+export function displayMetadata(bundle: MimeBundle, metadata: Record<string, unknown> = {}): Record<string, unknown> {
+  if (bundle[MIME.vegaLite] === undefined || metadata[MIME.vegaLite] !== undefined) return metadata;
+  return { ...metadata, [MIME.vegaLite]: { embed_options: { renderer: 'svg' } } };
+}
+
+/**
  * Shows a bundle. In the tslab kernel: one display_data holding every MIME type of the bundle.
  * Elsewhere: prints its text/plain (or a text reading of its HTML) and, when a folder is given
  * (options.dir or $FASHION_MNIST_PLOT_DIR), writes its files there and prints their paths.
@@ -137,7 +146,7 @@ export function show(bundle: MimeBundle | string, options: ShowOptions = {}): vo
   const b: MimeBundle = typeof bundle === 'string' ? { [MIME.html]: bundle, [MIME.plain]: htmlToText(bundle) } : bundle;
   const write = kernelWriter();
   if (write) {
-    write({ data: b, metadata: options.metadata ?? {}, transient: {} }, false);
+    write({ data: b, metadata: displayMetadata(b, options.metadata), transient: {} }, false);
     return;
   }
   const text = plainText(b);
@@ -189,7 +198,7 @@ export function liveDisplay(options: LiveDisplayOptions = {}): LiveDisplay {
     // Read the writer each time: tslab replaces it for every executed cell.
     const write = kernelWriter();
     if (write) {
-      write({ data: bundle, metadata: {}, transient: { display_id: id } }, sent);
+      write({ data: bundle, metadata: displayMetadata(bundle), transient: { display_id: id } }, sent);
       sent = true;
     } else {
       const text = plainText(bundle).replace(/\s*\n\s*/g, ' | ');

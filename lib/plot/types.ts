@@ -3,9 +3,10 @@
  *
  * A display is a MIME bundle: one object whose keys are MIME types and whose values are what the
  * frontend renders for that type. Frontends pick the type they like best:
- * - JupyterLab ranks `text/html` (50) above Vega (57) and images (90); with the Plotly extension
- *   installed it prefers `application/vnd.plotly.v1+json`.
- * - Classic Notebook and nbconvert's HTML export know neither Vega nor Plotly: they use `text/html`.
+ * - JupyterLab 4 (and Notebook 7) ranks the Plotly extension's `application/vnd.plotly.v1+json` (0)
+ *   above `text/html` (50), Vega (57) and images (SVG 80, PNG 90).
+ * - nbconvert's HTML export knows neither Vega nor Plotly: it uses `text/html`, else `image/svg+xml`
+ *   (as a base64 <img>).
  * - A plain `node` process prints `text/plain`.
  */
 
