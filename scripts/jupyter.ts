@@ -19,9 +19,10 @@ export const REPORTS_DIR = path.join(ROOT, 'reports');
 /** Where ./setup.sh registers the tslab kernel for this checkout (`tslab install --prefix`). */
 export const KERNELS_PATH = path.join(ROOT, '.jupyter', 'share', 'jupyter');
 export const KERNEL_NAME = 'tslab';
-/** Debian's: `python3` and `jupyter` on PATH may be another Python's (pyenv) without Jupyter. */
-export const PYTHON = '/usr/bin/python3';
-export const JUPYTER = '/usr/bin/jupyter';
+/** The virtual environment ./setup.sh makes inside the checkout (requirements.txt): Jupyter's Python. */
+export const VENV = path.join(ROOT, '.venv');
+export const PYTHON = path.join(VENV, 'bin', 'python');
+export const JUPYTER = path.join(VENV, 'bin', 'jupyter');
 export const CHROMIUM = '/usr/bin/chromium';
 export const NBCONVERT_CONFIG = path.join(ROOT, 'scripts', 'nbconvert_config.py');
 
@@ -30,18 +31,21 @@ export type LessonSetting = (typeof LESSON_SETTINGS)[number];
 /** The notebooks read their setting from this variable (quick when unset). */
 export const SETTING_ENV = 'FASHION_MNIST_LESSON_SETTING';
 
-/** The environment every jupyter command runs in. */
+/** The environment every jupyter command runs in (what scripts/jupyter-env.sh sets up). */
 export function jupyterEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const inherited = process.env.JUPYTER_PATH;
+  const bin = path.join(VENV, 'bin');
   return {
     ...process.env,
+    VIRTUAL_ENV: VENV,
+    PATH: process.env.PATH ? `${bin}${path.delimiter}${process.env.PATH}` : bin,
     JUPYTER_PATH: inherited ? `${KERNELS_PATH}${path.delimiter}${inherited}` : KERNELS_PATH,
     PYDEVD_DISABLE_FILE_VALIDATION: '1',
     ...extra,
   };
 }
 
-const SETUP_HINT = 'run ./setup.sh --no-run (it installs the Debian packages and registers the kernel)';
+const SETUP_HINT = 'run ./setup.sh --no-run (it makes .venv/ from requirements.txt, installs the Debian packages and registers the kernel)';
 
 /**
  * What is missing for running notebooks (and, with `browser`, for the browser test), as
@@ -49,10 +53,10 @@ const SETUP_HINT = 'run ./setup.sh --no-run (it installs the Debian packages and
  */
 export function missingPrerequisites(options: { browser?: boolean } = {}): string[] {
   const missing: string[] = [];
-  if (!fs.existsSync(PYTHON)) missing.push(`${PYTHON} is missing (Debian's python3)`);
-  if (!fs.existsSync(JUPYTER)) missing.push(`${JUPYTER} is missing (Debian packages jupyter-notebook, jupyter-nbconvert)`);
+  if (!fs.existsSync(PYTHON)) missing.push(`${path.relative(ROOT, PYTHON)} is missing (the virtual environment of requirements.txt)`);
+  else if (!fs.existsSync(JUPYTER)) missing.push(`${path.relative(ROOT, JUPYTER)} is missing (jupyter_core, from requirements.txt)`);
   if (fs.existsSync(PYTHON)) {
-    const modules = ['nbconvert', 'nbclient', 'nbformat', 'jupyter_client', ...(options.browser ? ['notebook'] : [])];
+    const modules = ['nbconvert', 'nbclient', 'nbformat', 'jupyter_client', ...(options.browser ? ['jupyterlab', 'notebook'] : [])];
     const probe = spawnSync(PYTHON, ['-c', `import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))`, ...modules], {
       encoding: 'utf8', env: jupyterEnv(),
     });
@@ -179,6 +183,7 @@ export function notebookProblems(nb: Notebook): string[] {
 
 export const PLOT_MIME = {
   html: 'text/html',
+  svg: 'image/svg+xml',
   vegaLite: 'application/vnd.vegalite.v5+json',
   plotly: 'application/vnd.plotly.v1+json',
 } as const;
@@ -188,7 +193,7 @@ export interface PlotOutput {
   index: number;
   /** The chart's data: a Vega-Lite spec or a Plotly figure (null: neither). */
   data: 'vega-lite' | 'plotly' | null;
-  /** Its text/html holds an <img> with a data:image/svg+xml URL: the static chart. */
+  /** It carries the static chart: an image/svg+xml, or a text/html holding an <img> with a data:image/svg+xml URL. */
   hasImage: boolean;
 }
 
@@ -203,7 +208,9 @@ export function plotOutputs(nb: Notebook): PlotOutput[] {
       const bundle = output.data;
       if (!bundle) continue;
       const html = bundle[PLOT_MIME.html];
-      const hasImage = (typeof html === 'string' || Array.isArray(html)) && text(html as string | string[]).includes('data:image/svg+xml;base64,');
+      const svg = bundle[PLOT_MIME.svg];
+      const hasImage = ((typeof svg === 'string' || Array.isArray(svg)) && text(svg as string | string[]).includes('<svg')) ||
+        ((typeof html === 'string' || Array.isArray(html)) && text(html as string | string[]).includes('data:image/svg+xml;base64,'));
       const data = bundle[PLOT_MIME.plotly] !== undefined ? 'plotly' : bundle[PLOT_MIME.vegaLite] !== undefined ? 'vega-lite' : null;
       if (data !== null || hasImage) plots.push({ index, data, hasImage });
     }

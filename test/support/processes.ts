@@ -1,0 +1,47 @@
+/**
+ * The processes a test started, found through /proc: everything whose command line names a marker
+ * (a folder only that test uses), and all their descendants.
+ */
+import * as fs from 'node:fs';
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  cmd: string;
+}
+
+/** Every live process (zombies are gone already). */
+export function liveProcesses(): ProcessInfo[] {
+  const procs: ProcessInfo[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z') continue;
+      procs.push({ pid: Number(entry), ppid: Number(fields[1]), cmd });
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return procs;
+}
+
+/** Live processes whose command line contains `marker`, and all their descendants. */
+export function processesOf(marker: string): ProcessInfo[] {
+  const procs = liveProcesses();
+  const found = new Set(procs.filter((p) => p.cmd.includes(marker)).map((p) => p.pid));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of procs) if (found.has(p.ppid) && !found.has(p.pid)) { found.add(p.pid); grew = true; }
+  }
+  return procs.filter((p) => found.has(p.pid));
+}
+
+/** Sends SIGKILL to every process of `marker`. */
+export function killProcessesOf(marker: string): void {
+  for (const { pid } of processesOf(marker)) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
