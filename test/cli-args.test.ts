@@ -48,6 +48,8 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--seed', '42', { seed: 42 }],
   ['--save', 'models/cnn', { save: 'models/cnn' }],
   ['--runs-dir', 'out/runs', { runsDir: 'out/runs' }],
+  ['--bucket-cap-mb', '0.5', { bucketCapMb: 0.5 }],
+  ['--accumulation-steps', '4', { accumulationSteps: 4 }],
 ];
 
 /** Flags that only some optimizers read, each with one that does. */
@@ -77,8 +79,8 @@ for (const [flag, value, expected] of EVERY_FLAG) {
 
 test('all flags together', () => {
   const argv = EVERY_FLAG.flatMap(([flag, value]) => [flag, value]);
-  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false, syncBn: true, oversubscribe: true, profileCommunication: true });
-  assert.deepEqual(parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe', '--profile-communication']).config, want);
+  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false, syncBn: true, oversubscribe: true, overlap: false });
+  assert.deepEqual(parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe', '--no-overlap']).config, want);
 });
 
 test('--master-port must be a TCP port', () => {
@@ -103,7 +105,7 @@ test('numbers may be written in any plain decimal form', () => {
 });
 
 test('positive integer flags reject zero, negatives, fractions and text', () => {
-  for (const flag of ['--epochs', '--batch-size', '--patience', '--train-subset', '--val-subset', '--num-gpus', '--num-nodes']) {
+  for (const flag of ['--epochs', '--batch-size', '--patience', '--train-subset', '--val-subset', '--num-gpus', '--num-nodes', '--accumulation-steps']) {
     for (const bad of ['0', '-1', '3.5', 'abc', '', '1e400', 'NaN', '0x10']) {
       usageError([`${flag}=${bad}`], flag, 'must be a positive integer', `(got '${bad}')`);
     }
@@ -117,6 +119,14 @@ test('non-negative integer flags accept 0 and reject negatives, fractions and te
     for (const bad of ['-1', '2.5', 'abc', '', '1e400']) {
       usageError([`${flag}=${bad}`], flag, 'must be a non-negative integer', `(got '${bad}')`);
     }
+  }
+});
+
+test('--bucket-cap-mb takes 0 (one bucket) and fractions of a megabyte, and refuses negatives and text', () => {
+  assert.equal(parseArgs(['--bucket-cap-mb', '0']).config.bucketCapMb, 0);
+  assert.equal(parseArgs(['--bucket-cap-mb', '0.01']).config.bucketCapMb, 0.01);
+  for (const bad of ['-1', 'abc', '', 'Infinity']) {
+    usageError([`--bucket-cap-mb=${bad}`], '--bucket-cap-mb', 'must be a non-negative number of megabytes', `(got '${bad}')`);
   }
 });
 

@@ -93,7 +93,7 @@ const accuracyChart = {
 function metrics(epoch: number, valAccuracy: number): EpochMetrics {
   return {
     epoch, cumulativeTime: epoch * 10, epochTime: 10, imagesPerSec: 600, trainLoss: 0.5, valLoss: 0.4, valAccuracy,
-    lr: 0.05, workers: 2, computeSeconds: 8, waitSeconds: 0.5, allReduceSeconds: 1.5,
+    lr: 0.05, workers: 2, computeSeconds: 8, waitSeconds: 0.5, allReduceSeconds: 1.5, communicationSeconds: 2, hiddenSeconds: 0.5,
   };
 }
 

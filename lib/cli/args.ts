@@ -320,6 +320,24 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     parse: positiveInt,
   }),
   valueFlag({
+    name: 'bucket-cap-mb',
+    field: 'bucketCapMb',
+    metavar: 'MB',
+    help: "gradient buckets of at most MB megabytes, each all-reduced as soon as the backward pass has filled it (PyTorch's bucket_cap_mb); 0: one bucket after the whole backward pass",
+    parse: (raw, flag) => {
+      const n = toNumber(raw);
+      if (!(n >= 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a non-negative number of megabytes (got '${raw}')`);
+      return n;
+    },
+  }),
+  valueFlag({
+    name: 'accumulation-steps',
+    field: 'accumulationSteps',
+    metavar: 'K',
+    help: 'K forward/backward passes of --batch-size images per optimizer step, gradients summed locally and all-reduced on the last (PyTorch\'s no_sync); global batch = devices x batch size x K',
+    parse: positiveInt,
+  }),
+  valueFlag({
     name: 'master-addr',
     field: 'masterAddr',
     metavar: 'HOST',
@@ -357,7 +375,7 @@ const SWITCHES = [
   { names: ['--grad-averaging'], help: "novograd's gradient averaging (the course sets it)" },
   { names: ['--amsgrad'], help: 'novograd normalizes by the largest second moment so far' },
   { names: ['--warmup-per-iteration'], help: 'raise the learning rate every step of the warmup (Goyal et al.), not every epoch (the course)' },
-  { names: ['--profile-communication'], help: 'split all-reduce time into waiting for the slowest worker and transfer (one barrier per step)' },
+  { names: ['--no-overlap'], help: 'start the gradient buckets\' all-reduces after the backward pass, not during it (to measure what overlap buys)' },
   { names: ['--oversubscribe'], help: 'allow more workers than devices (teaching only: they share cores, so the speed-up is not real)' },
 ] as const;
 
@@ -413,7 +431,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   let version = false;
   const switches = {
     progress: DEFAULT_CONFIG.progress, syncBn: DEFAULT_CONFIG.syncBn, oversubscribe: DEFAULT_CONFIG.oversubscribe,
-    profileCommunication: DEFAULT_CONFIG.profileCommunication,
+    overlap: DEFAULT_CONFIG.overlap,
     nesterov: DEFAULT_CONFIG.nesterov, gradAveraging: DEFAULT_CONFIG.gradAveraging, amsgrad: DEFAULT_CONFIG.amsgrad,
     warmupPerIteration: DEFAULT_CONFIG.warmupPerIteration,
   };
@@ -445,8 +463,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
         switches.progress = false;
       } else if (name === '--sync-bn') {
         switches.syncBn = true;
-      } else if (name === '--profile-communication') {
-        switches.profileCommunication = true;
+      } else if (name === '--no-overlap') {
+        switches.overlap = false;
       } else if (name === '--nesterov') {
         switches.nesterov = true;
       } else if (name === '--grad-averaging') {
@@ -557,7 +575,7 @@ export function helpText(): string {
 /** The switches that set a configuration field, and the value each sets. */
 const SWITCH_FIELDS: readonly [keyof TrainConfig, string, boolean][] = [
   ['progress', '--no-progress', false], ['syncBn', '--sync-bn', true], ['oversubscribe', '--oversubscribe', true],
-  ['profileCommunication', '--profile-communication', true], ['nesterov', '--nesterov', true],
+  ['overlap', '--no-overlap', false], ['nesterov', '--nesterov', true],
   ['gradAveraging', '--grad-averaging', true], ['amsgrad', '--amsgrad', true], ['warmupPerIteration', '--warmup-per-iteration', true],
 ];
 

@@ -1,9 +1,15 @@
-/** What the training thread and its communication thread share. */
+/**
+ * What the training thread and its communication thread share. Each collective works on a slot:
+ * slot 0 holds the blocking collectives (barrier, broadcast, BatchNorm statistics, validation),
+ * the others are the reducer's gradient buckets, reduced while the training thread goes on.
+ */
 export interface CommShared {
   /** [0]: state (CommState); [1]: error length. */
   control: Int32Array;
   error: Uint8Array;
   data: Float32Array;
+  /** When the thread started and finished this slot's last collective: ms since performance.timeOrigin of the training thread. */
+  times: Float64Array;
 }
 
 export enum CommState {
@@ -13,7 +19,8 @@ export enum CommState {
 }
 
 export type CommCommand =
-  | { op: 'allreduce'; length: number; shared?: CommShared }
+  /** Sums the first `length` floats of the slot's data across ranks. `shared` (re)places the slot's memory. */
+  | { op: 'allreduce'; slot: number; length: number; shared?: CommShared }
   | { op: 'close' };
 
 export function makeShared(floats: number): CommShared {
@@ -21,6 +28,7 @@ export function makeShared(floats: number): CommShared {
     control: new Int32Array(new SharedArrayBuffer(8)),
     error: new Uint8Array(new SharedArrayBuffer(4096)),
     data: new Float32Array(new SharedArrayBuffer(floats * 4)),
+    times: new Float64Array(new SharedArrayBuffer(16)),
   };
 }
 

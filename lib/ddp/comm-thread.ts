@@ -1,8 +1,9 @@
 /**
  * The communication thread of one worker: it owns the sockets (rendezvous,
- * ring) and runs collectives on a SharedArrayBuffer while the training
- * thread waits on it synchronously (Atomics.wait). Collectives can then be
- * called from inside synchronous tfjs code (synchronized BatchNorm).
+ * ring) and runs collectives on SharedArrayBuffers (slots) while the training
+ * thread either waits on one synchronously (Atomics.wait), so that collectives
+ * can be called from inside synchronous tfjs code (synchronized BatchNorm), or
+ * goes on with the backward pass (the reducer's gradient buckets).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -18,7 +19,10 @@ import { CommState, type CommCommand, type CommShared, writeError } from './comm
 interface Init {
   world: World;
   timeoutMs: number;
+  /** Slot 0. */
   shared: CommShared;
+  /** The training thread's performance.timeOrigin. */
+  timeOrigin: number;
 }
 
 function connectNext(peer: Peer, rank: number): Promise<net.Socket> {
@@ -87,31 +91,41 @@ async function setUp(init: Init): Promise<Ring | null> {
 
 function main(): void {
   const init = workerData as Init;
-  let shared = init.shared;
-  const signal = (state: CommState) => {
+  const slots = new Map<number, CommShared>([[0, init.shared]]);
+  // performance.now() here counts from this thread's start: times are given on the training thread's clock.
+  const clockOffset = performance.timeOrigin - init.timeOrigin;
+  const now = () => performance.now() + clockOffset;
+  const signal = (shared: CommShared, state: CommState) => {
     Atomics.store(shared.control, 0, state);
     Atomics.notify(shared.control, 0);
   };
-  const fail = (e: unknown) => {
+  const fail = (shared: CommShared, e: unknown) => {
     writeError(shared, e instanceof Error ? e.message : String(e));
-    signal(CommState.Failed);
+    signal(shared, CommState.Failed);
   };
   setUp(init).then((ring) => {
-    signal(CommState.Done);
+    signal(init.shared, CommState.Done);
+    // One collective at a time, in the order the training thread posted them: every rank posts
+    // the same sequence, so the ring's messages pair up.
     let queue = Promise.resolve();
     parentPort?.on('message', (command: CommCommand) => {
-      queue = queue.then(async () => {
-        if (command.op === 'close') {
+      if (command.op === 'close') {
+        queue = queue.then(() => {
           ring?.close();
           process.exit(0);
-        }
-        if (command.shared) shared = command.shared;
-        const data = new Float32Array(shared.data.buffer, 0, command.length);
-        await ring?.allReduce(data);
-        signal(CommState.Done);
-      }).catch(fail);
+        });
+        return;
+      }
+      if (command.shared) slots.set(command.slot, command.shared);
+      const shared = slots.get(command.slot) as CommShared;
+      queue = queue.then(async () => {
+        shared.times[0] = now();
+        await ring?.allReduce(new Float32Array(shared.data.buffer, 0, command.length));
+        shared.times[1] = now();
+        signal(shared, CommState.Done);
+      }).catch((e: unknown) => fail(shared, e));
     });
-  }, fail);
+  }, (e: unknown) => fail(init.shared, e));
 }
 
 main();

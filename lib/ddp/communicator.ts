@@ -3,10 +3,30 @@ import { Worker } from 'node:worker_threads';
 import { CommState, type CommCommand, type CommShared, makeShared, readError } from './comm-protocol';
 import type { World } from './world';
 
-/** Collectives over all workers, synchronous from the training code's view. */
+/**
+ * A buffer that an all-reduce sums while the training thread goes on (PyTorch's gradient bucket
+ * with its asynchronous work handle): fill `data`, `start()`, later `wait()`.
+ */
+export interface AsyncBucket {
+  /** The floats to sum (shared with the communication thread). */
+  readonly data: Float32Array;
+  /** Starts summing `data` over all ranks and returns at once. Every rank starts its buckets in the same order. */
+  start(): void;
+  /** Blocks until the sum is in `data`; throws a CommError when the collective failed. */
+  wait(): void;
+  /** Whether the last started sum has finished (without waiting). */
+  readonly done: boolean;
+  /** When the communication thread started and finished the last sum, in performance.now() ms. */
+  readonly startedAt: number;
+  readonly finishedAt: number;
+}
+
+/** Collectives over all workers: blocking ones, and buckets summed in the background. */
 export interface Communicator {
   readonly rank: number;
   readonly size: number;
+  /** A bucket of `floats` floats for background all-reduces. */
+  createBucket(floats: number): AsyncBucket;
   /** Sums `data` over all ranks, in place; every rank gets the same bits. */
   allReduce(data: Float32Array): void;
   /** Copies rank `root`'s `data` to every rank. */
@@ -22,11 +42,32 @@ export class CommError extends Error {
   override name = 'CommError';
 }
 
+/** A world of one: the sum is the bucket itself, done as soon as it starts. */
+class SoloBucket implements AsyncBucket {
+  readonly data: Float32Array;
+  readonly done = true;
+  startedAt = 0;
+  finishedAt = 0;
+
+  constructor(floats: number) {
+    this.data = new Float32Array(floats);
+  }
+
+  start(): void {
+    this.startedAt = this.finishedAt = performance.now();
+  }
+
+  wait(): void {}
+}
+
 /** One process, nothing to exchange. */
 export class SoloCommunicator implements Communicator {
   readonly rank = 0;
   readonly size = 1;
   readonly seconds = 0;
+  createBucket(floats: number): AsyncBucket {
+    return new SoloBucket(floats);
+  }
   allReduce(): void {}
   broadcast(): void {}
   barrier(): void {}
@@ -46,6 +87,7 @@ export class RingCommunicator implements Communicator {
   private shared: CommShared;
   private readonly thread: Worker;
   private spent = 0;
+  private slots = 0;
 
   /**
    * Meets the other ranks (up to `rendezvousMs`); later collectives give up
@@ -55,7 +97,9 @@ export class RingCommunicator implements Communicator {
     this.rank = world.rank;
     this.size = world.worldSize;
     this.shared = makeShared(1 << 16);
-    this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), { workerData: { world, timeoutMs: rendezvousMs, shared: this.shared } });
+    this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), {
+      workerData: { world, timeoutMs: rendezvousMs, shared: this.shared, timeOrigin: performance.timeOrigin },
+    });
     this.thread.unref();
     // A little longer than the thread's own deadline, so that its message (who is missing) wins.
     this.await('rendezvous', rendezvousMs + 5000);
@@ -65,18 +109,32 @@ export class RingCommunicator implements Communicator {
     return this.spent;
   }
 
-  private await(what: string, timeoutMs = this.operationMs): void {
-    const control = this.shared.control;
+  /** Blocks until the slot's collective is done; throws a CommError when it failed or timed out. */
+  waitFor(shared: CommShared, what: string, timeoutMs = this.operationMs): void {
+    const control = shared.control;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       Atomics.wait(control, 0, CommState.Pending, 200);
       const state = Atomics.load(control, 0);
       if (state === CommState.Done) return;
-      if (state === CommState.Failed) throw new CommError(`rank ${this.rank}: ${what} failed: ${readError(this.shared)}`);
+      if (state === CommState.Failed) throw new CommError(`rank ${this.rank}: ${what} failed: ${readError(shared)}`);
       if (Date.now() > deadline) {
         throw new CommError(`rank ${this.rank}: ${what} timed out after ${timeoutMs / 1000} s waiting for the other workers`);
       }
     }
+  }
+
+  private await(what: string, timeoutMs = this.operationMs): void {
+    this.waitFor(this.shared, what, timeoutMs);
+  }
+
+  /** Posts a collective on a slot to the communication thread (which runs them in order). */
+  post(command: CommCommand): void {
+    this.thread.postMessage(command);
+  }
+
+  createBucket(floats: number): AsyncBucket {
+    return new RingBucket(this, ++this.slots, makeShared(floats));
   }
 
   allReduce(data: Float32Array): void {
@@ -88,7 +146,7 @@ export class RingCommunicator implements Communicator {
     }
     this.shared.data.set(data);
     Atomics.store(this.shared.control, 0, CommState.Pending);
-    const command: CommCommand = { op: 'allreduce', length: data.length, shared: grown };
+    const command: CommCommand = { op: 'allreduce', slot: 0, length: data.length, shared: grown };
     this.thread.postMessage(command);
     this.await('all-reduce');
     data.set(this.shared.data.subarray(0, data.length));
@@ -106,6 +164,39 @@ export class RingCommunicator implements Communicator {
 
   close(): void {
     this.thread.postMessage({ op: 'close' } satisfies CommCommand);
+  }
+}
+
+/** A bucket of the ring communicator: its own slot of shared memory, summed by the communication thread. */
+class RingBucket implements AsyncBucket {
+  readonly data: Float32Array;
+  private registered = false;
+
+  constructor(private readonly comm: RingCommunicator, private readonly slot: number, private readonly shared: CommShared) {
+    this.data = shared.data;
+    Atomics.store(shared.control, 0, CommState.Done);
+  }
+
+  start(): void {
+    Atomics.store(this.shared.control, 0, CommState.Pending);
+    this.comm.post({ op: 'allreduce', slot: this.slot, length: this.data.length, shared: this.registered ? undefined : this.shared });
+    this.registered = true;
+  }
+
+  wait(): void {
+    this.comm.waitFor(this.shared, `the all-reduce of gradient bucket ${this.slot}`);
+  }
+
+  get done(): boolean {
+    return Atomics.load(this.shared.control, 0) === CommState.Done;
+  }
+
+  get startedAt(): number {
+    return this.shared.times[0];
+  }
+
+  get finishedAt(): number {
+    return this.shared.times[1];
   }
 }
 

@@ -33,7 +33,7 @@ export async function measureScaling(options: ScalingOptions): Promise<ScalingPo
   for (const workers of options.workers) {
     const experiment = await runExperiment(`${workers} worker${workers > 1 ? 's' : ''}`, {
       model: options.model, batchSize: options.batchSize, numGpus: workers, epochs: 2, targetAccuracy: 1,
-      trainSubset: options.steps * workers * options.batchSize, valSubset: 200, profileCommunication: true,
+      trainSubset: options.steps * workers * options.batchSize, valSubset: 200,
       oversubscribe: options.oversubscribe ?? false,
     });
     const m = experiment.epochs[experiment.epochs.length - 1];

@@ -54,11 +54,12 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   /** Rank 0's rendezvous address and port (null: 127.0.0.1 and a free port on one node, 29500 across nodes). */
   masterAddr: string | null;
   masterPort: number | null;
-  /**
-   * Split the all-reduce time into waiting for the slowest worker and the
-   * transfer itself (costs one barrier per step).
-   */
-  profileCommunication: boolean;
+  /** Gradient bucket size cap in MB (PyTorch's bucket_cap_mb); 0: one bucket after the whole backward pass. */
+  bucketCapMb: number;
+  /** Start each bucket's all-reduce during the backward pass (false: --no-overlap, all after it). */
+  overlap: boolean;
+  /** Forward/backward passes per optimizer step, gradients summed locally, all-reduced on the last (PyTorch's no_sync). */
+  accumulationSteps: number;
   /** Largest batch one forward/backward pass takes (null: what fits the engine's memory). */
   microBatch: number | null;
   /** Dropout rate in the WideResNets' blocks (the course uses 0.01). */
@@ -103,7 +104,9 @@ export const DEFAULT_CONFIG: TrainConfig = {
   syncBn: false,
   dropout: 0.01,
   microBatch: null,
-  profileCommunication: false,
+  bucketCapMb: 25,
+  overlap: true,
+  accumulationSteps: 1,
 };
 
 /** The optimizer part of a configuration. */

@@ -58,19 +58,6 @@ function fingerprint(tensors: tf.Tensor[]): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** Gradients averaged over all ranks, and the mean loss, from one all-reduce of one flat bucket. */
-function averageGradients(grads: tf.Tensor[], loss: number, comm: Communicator): { grads: tf.Tensor[]; loss: number } {
-  if (comm.size === 1) return { grads, loss };
-  const bucket = flatten(grads, 1);
-  bucket[bucket.length - 1] = loss;
-  comm.allReduce(bucket);
-  const scale = 1 / comm.size;
-  for (let i = 0; i < bucket.length; i++) bucket[i] *= scale;
-  const averaged = unflatten(bucket.subarray(0, bucket.length - 1), grads.map((g) => g.shape));
-  tf.dispose(grads);
-  return { grads: averaged, loss: bucket[bucket.length - 1] };
-}
-
 /** Loss and accuracy over the validation set, each rank taking every N-th image. */
 function validate(trainer: Trainer, split: Split, count: number, comm: Communicator): { loss: number; accuracy: number } {
   const mine = Int32Array.from({ length: Math.ceil((count - comm.rank) / comm.size) }, (_, i) => comm.rank + i * comm.size);
@@ -109,19 +96,25 @@ export async function trainRank(
   const { model, microBatch } = trainer;
   setBatchNormSync(config.syncBn ? comm : null);
   broadcastWeights(model, comm);
+  trainer.useCommunicator(comm, { bucketCapMb: config.bucketCapMb, overlap: config.overlap });
   const parameters = countTrainableParameters(model);
   const leader = world.rank === 0;
 
   const indices = trainIndices(data.train, config.trainSubset, config.seed);
   const valCount = Math.min(config.valSubset ?? data.test.count, data.test.count);
-  const steps = stepsPerEpoch(indices.length, world.worldSize, config.batchSize);
+  const accumulation = config.accumulationSteps;
+  // Each rank's share of a step: accumulation x batch-size images, cut into passes by the trainer.
+  const rankBatch = config.batchSize * accumulation;
+  const steps = stepsPerEpoch(indices.length, world.worldSize, rankBatch);
+  const globalBatch = world.worldSize * rankBatch;
+  const batchText = `${world.worldSize} x ${config.batchSize}${accumulation > 1 ? ` x ${accumulation} accumulation steps` : ''}`;
   if (steps === 0) {
-    throw new RangeError(`a global batch of ${world.worldSize} x ${config.batchSize} images is larger than the ` +
-      `${indices.length} training images: lower --batch-size or raise --train-subset`);
+    throw new RangeError(`a global batch of ${batchText} images is larger than the ` +
+      `${indices.length} training images: lower --batch-size${accumulation > 1 ? ' or --accumulation-steps' : ''} or raise --train-subset`);
   }
-  const globalBatch = world.worldSize * config.batchSize;
+  // The rules scale with the global batch: accumulation steps stand for devices.
   const schedule = new LearningRateSchedule({
-    baseLr: config.baseLr, workers: world.worldSize, scaleRule: config.scaleLr,
+    baseLr: config.baseLr, workers: world.worldSize * accumulation, scaleRule: config.scaleLr,
     warmupEpochs: config.warmupEpochs, warmupUnit: config.warmupPerIteration ? 'iteration' : 'epoch',
     warmupStartFactor: config.warmupStartFactor ?? undefined,
   });
@@ -133,6 +126,14 @@ export async function trainRank(
     worldSize: world.worldSize, trainImages: steps * globalBatch, valImages: valCount, stepsPerEpoch: steps, microBatch,
   });
   emit({ type: 'log', message: `Optimizer: ${trainer.optimizer.describe?.() ?? trainer.optimizer.name}; ${schedule.describe()}` });
+  if (world.worldSize > 1 || accumulation > 1) {
+    const mb = trainer.reducer.bucketBytes.map((b) => (b / 1e6).toFixed(2));
+    emit({
+      type: 'log',
+      message: `Global batch: ${batchText} = ${globalBatch} images per step; gradients in ${mb.length} bucket${mb.length > 1 ? 's' : ''} ` +
+        `(${mb.join(', ')} MB), ${config.overlap ? 'each all-reduced as soon as the backward pass has filled it' : 'all-reduced after the backward pass (--no-overlap)'}`,
+    });
+  }
   if (microBatch < config.batchSize && config.microBatch == null) {
     emit({
       type: 'log',
@@ -146,34 +147,32 @@ export async function trainRank(
   let cumulativeTime = 0;
   let outcome: Outcome = 'completed';
   let diverged: TrainResult['diverged'] = null;
-  const batchBuffers = { images: new Float32Array(config.batchSize * 784), labels: new Int32Array(config.batchSize) };
-  const datasetIndices = new Int32Array(config.batchSize);
+  const batchBuffers = { images: new Float32Array(rankBatch * 784), labels: new Int32Array(rankBatch) };
+  const datasetIndices = new Int32Array(rankBatch);
   try {
     for (let epoch = 1; epoch <= config.epochs && outcome === 'completed'; epoch++) {
       const batches = shardBatches({
-        datasetSize: indices.length, numReplicas: world.worldSize, rank: world.rank, batchSize: config.batchSize, seed: config.seed, epoch,
+        datasetSize: indices.length, numReplicas: world.worldSize, rank: world.rank, batchSize: rankBatch, seed: config.seed, epoch,
       });
       comm.barrier();
+      trainer.reducer.setClockZero();
       const started = performance.now();
       let lr = schedule.lr(epoch - 1, 0, batches.length);
       let computeSeconds = 0;
       let waitSeconds = 0;
       let allReduceSeconds = 0;
+      let communicationSeconds = 0;
+      let hiddenSeconds = 0;
       let lossSum = 0;
       for (let step = 0; step < batches.length; step++) {
-        const computeStart = performance.now();
+        const stepStart = performance.now();
         batches[step].forEach((pos, i) => { datasetIndices[i] = indices[pos]; });
         const batch = gatherBatch(data.train, datasetIndices, batchBuffers);
-        const local = trainer.computeGradients(batch);
-        computeSeconds += (performance.now() - computeStart) / 1000;
-        if (config.profileCommunication) {
-          const waitStart = performance.now();
-          comm.barrier();
-          waitSeconds += (performance.now() - waitStart) / 1000;
-        }
-        const reduceStart = performance.now();
-        const { grads, loss } = averageGradients(local.grads, local.loss, comm);
-        allReduceSeconds += (performance.now() - reduceStart) / 1000;
+        const { grads, loss, communication } = trainer.computeGradients(batch, accumulation);
+        waitSeconds += communication.slowestWait;
+        allReduceSeconds += communication.exposed;
+        communicationSeconds += communication.communication;
+        hiddenSeconds += communication.hidden;
         if (!Number.isFinite(loss)) {
           tf.dispose(grads);
           diverged = { epoch, step: step + 1 };
@@ -181,10 +180,9 @@ export async function trainRank(
           emit({ type: 'log', message: `diverged at epoch ${epoch}, step ${step + 1}: the loss is ${loss}` });
           break;
         }
-        const applyStart = performance.now();
         lr = schedule.lr(epoch - 1, step, batches.length);
         trainer.applyGradients(grads, lr);
-        computeSeconds += (performance.now() - applyStart) / 1000;
+        computeSeconds += (performance.now() - stepStart) / 1000 - communication.slowestWait - communication.exposed;
         lossSum += loss;
         const elapsed = (performance.now() - started) / 1000;
         emit({ type: 'step', epoch, step: step + 1, steps: batches.length, loss, imagesPerSec: ((step + 1) * globalBatch) / elapsed });
@@ -199,7 +197,8 @@ export async function trainRank(
       const metrics: EpochMetrics = {
         epoch, cumulativeTime, epochTime, imagesPerSec: (batches.length * globalBatch) / epochTime,
         trainLoss: lossSum / batches.length, valLoss, valAccuracy, lr,
-        workers: world.worldSize, computeSeconds, waitSeconds, allReduceSeconds,
+        workers: world.worldSize, computeSeconds, waitSeconds, allReduceSeconds, communicationSeconds, hiddenSeconds,
+        ...(trainer.reducer.timeline ? { timeline: trainer.reducer.timeline } : {}),
       };
       epochs.push(metrics);
       record?.addEpoch(metrics);

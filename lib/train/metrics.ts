@@ -1,3 +1,4 @@
+import type { StepTimeline } from '../ddp/reducer';
 /** What one epoch measured; one JSON line of `runs/<id>/metrics.jsonl`. */
 export interface EpochMetrics {
   epoch: number;
@@ -15,13 +16,18 @@ export interface EpochMetrics {
   /** Workers that trained (the global batch is workers x per-device batch). */
   workers: number;
   /**
-   * Rank 0's seconds in this epoch: computing gradients and applying updates;
-   * waiting for the slowest worker (measured with --profile-communication,
-   * else counted in the all-reduce); all-reduce.
+   * Rank 0's seconds in this epoch: computing (forward, backward, update);
+   * waiting for the slowest worker to finish its backward pass; waiting for
+   * all-reduces after its own backward pass (the exposed communication).
    */
   computeSeconds: number;
   waitSeconds: number;
   allReduceSeconds: number;
+  /** Busy seconds of rank 0's communication thread on gradient buckets, and the part of it hidden under the backward pass. */
+  communicationSeconds: number;
+  hiddenSeconds: number;
+  /** Rank 0's last step of the epoch: its backward pass, each gradient bucket's all-reduce, the wait. */
+  timeline?: StepTimeline;
 }
 
 /** The course script's per-epoch line, character for character. */

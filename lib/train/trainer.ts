@@ -1,13 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
+import { type Communicator, SoloCommunicator } from '../ddp/communicator';
+import { GradientTap } from '../ddp/gradient-hooks';
+import { DEFAULT_REDUCER_OPTIONS, Reducer, type ReducerOptions, type StepCommunication } from '../ddp/reducer';
 import type { Optimizer } from '../optim/optimizer';
 import { microBatchSizes } from './memory';
 
-/** One step's gradients, in the order of `model.trainableWeights`. */
+/** One step's gradients, averaged over the ranks, in the order of `model.trainableWeights`. */
 export interface Gradients {
-  /** Mean loss over the batch. */
+  /** Mean loss over the global batch. */
   loss: number;
   grads: tf.Tensor[];
+  /** This rank's images. */
   images: number;
+  communication: StepCommunication;
 }
 
 export interface Batch {
@@ -23,11 +28,14 @@ function crossEntropy(logits: tf.Tensor, labels: tf.Tensor1D): tf.Scalar {
 
 /**
  * A model and its optimizer, split the way data-parallel training needs:
- * computeGradients (per worker) -> average across workers -> applyGradients
- * (the same update everywhere).
+ * computeGradients (forward and backward per worker, the reducer averaging the
+ * gradients across workers as they come) -> applyGradients (the same update
+ * everywhere). Alone, the reducer works in a world of one.
  */
 export class Trainer {
   readonly params: tf.Variable[];
+  private readonly tap: GradientTap;
+  reducer: Reducer;
 
   constructor(
     readonly model: tf.LayersModel,
@@ -36,43 +44,50 @@ export class Trainer {
     readonly microBatch: number,
   ) {
     this.params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+    this.tap = new GradientTap(model);
+    this.reducer = new Reducer(this.params.map((p) => p.shape), new SoloCommunicator(), DEFAULT_REDUCER_OPTIONS);
+  }
+
+  /** Averages gradients over `comm`'s ranks from now on, with these buckets. */
+  useCommunicator(comm: Communicator, options: ReducerOptions = DEFAULT_REDUCER_OPTIONS): void {
+    this.reducer = new Reducer(this.params.map((p) => p.shape), comm, options);
   }
 
   /**
-   * Gradients of the mean loss over the batch. Batches larger than the
-   * micro-batch are split and their gradients summed with weights n_i / n,
-   * which gives the same result up to float rounding (BatchNorm then
-   * normalizes each micro-batch by its own statistics).
+   * Gradients of the mean loss over the batch, averaged over the ranks. The batch is cut into
+   * `accumulationSteps` equal parts, each a backward pass of its own whose gradients are summed
+   * locally, the all-reduce starting only in the last one (PyTorch's no_sync); a part larger than
+   * the micro-batch is cut again. Each pass's loss is weighted n_i / n, which gives the gradient of
+   * the whole batch up to float rounding (BatchNorm normalizes each pass by its own statistics).
    */
-  computeGradients(batch: Batch): Gradients {
+  computeGradients(batch: Batch, accumulationSteps = 1): Gradients {
     const n = batch.labels.length;
-    const sizes = microBatchSizes(n, this.microBatch);
-    let sum: tf.Tensor[] | null = null;
+    if (!Number.isInteger(accumulationSteps) || accumulationSteps < 1 || n % accumulationSteps !== 0) {
+      throw new RangeError(`a batch of ${n} images cannot be cut into ${accumulationSteps} equal accumulation steps`);
+    }
+    const sizes = Array.from({ length: accumulationSteps }, () => microBatchSizes(n / accumulationSteps, this.microBatch)).flat();
     let lossSum = 0;
     let offset = 0;
-    for (const size of sizes) {
+    sizes.forEach((size, pass) => {
       const weight = size / n;
-      const { value, grads } = tf.tidy(() => {
+      let passLoss: tf.Scalar | null = null;
+      this.reducer.beginPass(pass === 0, pass === sizes.length - 1, () => lossSum + (passLoss?.dataSync()[0] ?? 0));
+      const { value, grads } = this.tap.run(this.reducer.hook, () => tf.tidy(() => {
         const xs = tf.tensor4d(batch.images.subarray(offset * 784, (offset + size) * 784), [size, 28, 28, 1]);
         const ys = tf.tensor1d(batch.labels.subarray(offset, offset + size), 'int32');
         return tf.variableGrads(() => {
           const logits = this.model.apply(xs, { training: true }) as tf.Tensor;
-          return tf.mul(crossEntropy(logits, ys), weight) as tf.Scalar;
+          passLoss = tf.mul(crossEntropy(logits, ys), weight) as tf.Scalar;
+          return passLoss;
         }, this.params);
-      });
+      }));
       lossSum += value.dataSync()[0];
-      value.dispose();
-      const ordered = this.params.map((p) => grads[p.name]);
-      if (sum == null) {
-        sum = ordered;
-      } else {
-        const previous: tf.Tensor[] = sum;
-        sum = previous.map((s, i) => tf.add(s, ordered[i]));
-        tf.dispose([...previous, ...ordered]);
-      }
+      passLoss = null; // disposed with the pass: a bucket started later (--no-overlap) reads lossSum alone
+      tf.dispose([value, ...Object.values(grads)]);
       offset += size;
-    }
-    return { loss: lossSum, grads: sum as tf.Tensor[], images: n };
+    });
+    const reduced = this.reducer.finish();
+    return { loss: reduced.loss, grads: reduced.grads, images: n, communication: reduced.communication };
   }
 
   /** Applies (already averaged) gradients and disposes them. */
