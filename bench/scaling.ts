@@ -2,10 +2,13 @@
  * `npm run bench:scaling`: data-parallel throughput on this machine's cores
  * for 1..N workers (N = cores), per model and per-device batch: images/s,
  * speed-up and efficiency against linear, and rank 0's time per step split
- * into compute, waiting for the slowest worker, and all-reduce.
+ * into compute, waiting for the slowest worker, and the all-reduce time the
+ * training thread waited for (exposed), next to the communication thread's
+ * busy time on the gradient buckets and the part of it hidden under the
+ * backward pass.
  *
  *   node dist/bench/scaling.js [--models cnn:64,cnn:32,wideresnet-dw:32]
- *     [--max-workers N] [--steps 30] [--json]
+ *     [--max-workers N] [--steps 30] [--bucket-cap-mb MB] [--no-overlap] [--json]
  *
  * Each run trains two epochs of `steps` steps through lib's train() and keeps
  * the second (the first warms up the engines). Runs go one after another.
@@ -39,7 +42,15 @@ interface Row extends Case {
   efficiencyVsIndependent: number;
   computeMs: number;
   waitMs: number;
+  /** The exposed communication. */
   allReduceMs: number;
+  communicationMs: number;
+  hiddenMs: number;
+}
+
+interface Reduction {
+  bucketCapMb: number;
+  overlap: boolean;
 }
 
 function parseCases(text: string): Case[] {
@@ -52,12 +63,13 @@ function parseCases(text: string): Case[] {
   });
 }
 
-async function measure(c: Case, workers: number, steps: number): Promise<EpochMetrics> {
+async function measure(c: Case, workers: number, steps: number, reduction: Reduction): Promise<EpochMetrics> {
   const result = await train({
     ...DEFAULT_CONFIG,
+    ...reduction,
     model: c.model, batchSize: c.batch, numGpus: workers, epochs: 2,
     trainSubset: steps * workers * c.batch, valSubset: 100, targetAccuracy: 1.01,
-    profileCommunication: true, progress: false,
+    progress: false,
     runsDir: path.join(os.tmpdir(), 'fashion-mnist-bench-runs'),
   });
   return result.epochs[result.epochs.length - 1];
@@ -95,21 +107,26 @@ async function main(): Promise<void> {
       models: { type: 'string', default: 'cnn:64,cnn:32,wideresnet-dw:32' },
       'max-workers': { type: 'string', default: String(os.availableParallelism()) },
       steps: { type: 'string', default: '30' },
+      'bucket-cap-mb': { type: 'string', default: String(DEFAULT_CONFIG.bucketCapMb) },
+      'no-overlap': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
+  const reduction: Reduction = { bucketCapMb: Number(values['bucket-cap-mb']), overlap: !values['no-overlap'] };
+  if (!(reduction.bucketCapMb >= 0)) throw new Error(`--bucket-cap-mb must be a non-negative number (got '${values['bucket-cap-mb']}')`);
   const cases = parseCases(values.models as string);
   const maxWorkers = Number(values['max-workers']);
   const steps = Number(values.steps);
   const workerCounts = [1, 2, 4, 8, 16, 32, 64].filter((n) => n < maxWorkers).concat([maxWorkers]).filter((n, i, a) => a.indexOf(n) === i);
   if (!values.json) {
-    console.log(`Data-parallel scaling on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), wasm engine, one core per worker`);
-    console.log('model          batch workers images/s speed-up efficiency | independent images/s  DDP/independent | per step (ms): compute    wait  all-reduce  (all-reduce share)');
+    console.log(`Data-parallel scaling on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), wasm engine, one core per worker; ` +
+      `gradient buckets of ${reduction.bucketCapMb === 0 ? 'everything (one bucket)' : `at most ${reduction.bucketCapMb} MB`}, ${reduction.overlap ? 'all-reduced during the backward pass' : 'all-reduced after the backward pass'}`);
+    console.log('model          batch workers images/s speed-up efficiency | independent images/s  DDP/independent | per step (ms): compute    wait exposed | comm.  hidden');
   }
   for (const c of cases) {
     let base = 0;
     for (const workers of workerCounts) {
-      const m = await measure(c, workers, steps);
+      const m = await measure(c, workers, steps, reduction);
       const stepsRun = m.imagesPerSec * m.epochTime / (workers * c.batch);
       if (workers === 1) base = m.imagesPerSec;
       const independent = workers === 1 ? m.imagesPerSec : await independentCapacity(c, workers, steps);
@@ -117,12 +134,12 @@ async function main(): Promise<void> {
         ...c, workers, imagesPerSec: m.imagesPerSec, speedUp: m.imagesPerSec / base, efficiency: m.imagesPerSec / (base * workers),
         independentImagesPerSec: independent, efficiencyVsIndependent: m.imagesPerSec / independent,
         computeMs: (m.computeSeconds / stepsRun) * 1000, waitMs: (m.waitSeconds / stepsRun) * 1000, allReduceMs: (m.allReduceSeconds / stepsRun) * 1000,
+        communicationMs: (m.communicationSeconds / stepsRun) * 1000, hiddenMs: (m.hiddenSeconds / stepsRun) * 1000,
       };
       if (values.json) {
         console.log(JSON.stringify(row));
       } else {
-        const stepMs = row.computeMs + row.waitMs + row.allReduceMs;
-        console.log(`${c.model.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   | ${fmt(row.independentImagesPerSec).padStart(20)} ${fmt(row.efficiencyVsIndependent, 2).padStart(16)} |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)}     (${((100 * row.allReduceMs) / stepMs).toFixed(1)}%)`);
+        console.log(`${c.model.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   | ${fmt(row.independentImagesPerSec).padStart(20)} ${fmt(row.efficiencyVsIndependent, 2).padStart(16)} |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)} | ${fmt(row.communicationMs)} ${fmt(row.hiddenMs)}`);
       }
     }
   }
