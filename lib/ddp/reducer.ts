@@ -34,13 +34,13 @@ export interface BucketTiming {
   finishedAt: number;
 }
 
-/** Where one step's time went on this rank, in seconds. */
+/** Where one step's communication time went on this rank, in seconds. */
 export interface StepCommunication {
-  /** Busy time of the communication thread on this step's buckets. */
+  /** hidden + exposed. */
   communication: number;
   /** What the training thread waited for the buckets after its backward pass, less `slowestWait`. */
   exposed: number;
-  /** communication - exposed: the part done while the backward pass went on. */
+  /** The communication thread's time on buckets before the backward pass ended: hidden under it. */
   hidden: number;
   /** How much later than this rank the slowest rank finished its backward pass. */
   slowestWait: number;
@@ -196,10 +196,11 @@ export class Reducer {
       backwardEnd: backwardEnd - t0, waitEnd: waitEnd - t0,
       buckets: buckets.map((b) => ({ floats: b.floats, readyAt: b.readyAt - t0, startedAt: b.startedAt - t0, finishedAt: b.finishedAt - t0 })),
     };
-    const communication = buckets.reduce((s, b) => s + Math.max(0, b.finishedAt - b.startedAt), 0) / 1000;
+    // What the communication thread did before this rank's backward pass ended was hidden under it.
+    const hidden = buckets.reduce((s, b) => s + Math.max(0, Math.min(b.finishedAt, backwardEnd) - b.startedAt), 0) / 1000;
     const waited = (waitEnd - backwardEnd) / 1000;
     const skew = Math.min(waited, slowestWait);
     const exposed = waited - skew;
-    return { grads, loss, communication: { communication, exposed, hidden: Math.max(0, communication - exposed), slowestWait: skew } };
+    return { grads, loss, communication: { communication: hidden + exposed, exposed, hidden, slowestWait: skew } };
   }
 }

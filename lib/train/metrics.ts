@@ -23,7 +23,7 @@ export interface EpochMetrics {
   computeSeconds: number;
   waitSeconds: number;
   allReduceSeconds: number;
-  /** Busy seconds of rank 0's communication thread on gradient buckets, and the part of it hidden under the backward pass. */
+  /** Rank 0's communication seconds on gradient buckets (hidden + exposed), and the part hidden under its backward pass. */
   communicationSeconds: number;
   hiddenSeconds: number;
   /** Rank 0's last step of the epoch: its backward pass, each gradient bucket's all-reduce, the wait. */
