@@ -2,7 +2,8 @@
  * Which gradients share a bucket (PyTorch's DDP, `bucket_cap_mb`): parameters in reverse order of
  * the model's (the order the backward pass finishes them), consecutive ones in one bucket up to a
  * size cap, a parameter never split. The first bucket is capped at 1 MiB, as in PyTorch, so that
- * the first all-reduce starts early in the backward pass.
+ * the first all-reduce starts early in the backward pass; a smaller cap caps it too (PyTorch keeps
+ * 1 MiB), so that a small model's gradients can be split.
  */
 export const FIRST_BUCKET_BYTES = 1024 * 1024;
 const MIB = 1024 * 1024;
