@@ -1,3 +1,4 @@
+import { parseLinkModel } from '../ddp/links';
 import { OptimizerConfigError } from '../optim/errors';
 import { checkSettingsApply, createOptimizer, OPTIMIZER_NAMES } from '../optim/factory';
 import {
@@ -336,6 +337,21 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     metavar: 'K',
     help: 'K forward/backward passes of --batch-size images per optimizer step, gradients summed locally and all-reduced on the last (PyTorch\'s no_sync); global batch = devices x batch size x K',
     parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'simulated-link',
+    field: 'simulatedLink',
+    metavar: 'RATE[,LATENCY]',
+    help: "make every message between workers take as long as on this link (e.g. 100mbit, 1gbit,0.5ms): a simulated link, to see what hiding communication buys on one machine",
+    defaultText: 'none',
+    parse: (raw, flag) => {
+      try {
+        parseLinkModel(raw, flag);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      return raw;
+    },
   }),
   valueFlag({
     name: 'master-addr',

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { rendezvous, type Peer } from './rendezvous';
-import { type Link, SharedFileLink, TcpLink } from './links';
+import { type Link, type LinkModel, SharedFileLink, SimulatedLink, TcpLink } from './links';
 import { Ring } from './ring';
 import type { World } from './world';
 import { CommState, type CommCommand, type CommShared, writeError } from './comm-protocol';
@@ -23,6 +23,8 @@ interface Init {
   shared: CommShared;
   /** The training thread's performance.timeOrigin. */
   timeOrigin: number;
+  /** Slow every message down to this link's speed (lessons: a simulated link). */
+  simulatedLink: LinkModel | null;
 }
 
 function connectNext(peer: Peer, rank: number): Promise<net.Socket> {
@@ -86,7 +88,7 @@ async function setUp(init: Init): Promise<Ring | null> {
   } else {
     link = new TcpLink(nextSocket, prevSocket, `rank ${prevRank}`);
   }
-  return new Ring(rank, worldSize, link);
+  return new Ring(rank, worldSize, init.simulatedLink ? new SimulatedLink(link, init.simulatedLink) : link);
 }
 
 function main(): void {

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CommState, type CommCommand, type CommShared, makeShared, readError } from './comm-protocol';
+import type { LinkModel } from './links';
 import type { World } from './world';
 
 /**
@@ -93,12 +94,12 @@ export class RingCommunicator implements Communicator {
    * Meets the other ranks (up to `rendezvousMs`); later collectives give up
    * after `operationMs` (a peer that died closes its sockets long before).
    */
-  constructor(world: World, rendezvousMs: number, private readonly operationMs: number) {
+  constructor(world: World, rendezvousMs: number, private readonly operationMs: number, simulatedLink: LinkModel | null = null) {
     this.rank = world.rank;
     this.size = world.worldSize;
     this.shared = makeShared(1 << 16);
     this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), {
-      workerData: { world, timeoutMs: rendezvousMs, shared: this.shared, timeOrigin: performance.timeOrigin },
+      workerData: { world, timeoutMs: rendezvousMs, shared: this.shared, timeOrigin: performance.timeOrigin, simulatedLink },
     });
     this.thread.unref();
     // A little longer than the thread's own deadline, so that its message (who is missing) wins.
@@ -210,7 +211,11 @@ function secondsVar(env: Record<string, string | undefined>, name: string, fallb
  * FASHION_MNIST_RENDEZVOUS_TIMEOUT (default 120 s) and
  * FASHION_MNIST_COLLECTIVE_TIMEOUT (default 1800 s), in seconds.
  */
-export function openCommunicator(world: World, env: Record<string, string | undefined> = process.env): Communicator {
+export function openCommunicator(
+  world: World, env: Record<string, string | undefined> = process.env, simulatedLink: LinkModel | null = null,
+): Communicator {
   if (world.worldSize === 1) return new SoloCommunicator();
-  return new RingCommunicator(world, secondsVar(env, 'FASHION_MNIST_RENDEZVOUS_TIMEOUT', 120), secondsVar(env, 'FASHION_MNIST_COLLECTIVE_TIMEOUT', 1800));
+  return new RingCommunicator(
+    world, secondsVar(env, 'FASHION_MNIST_RENDEZVOUS_TIMEOUT', 120), secondsVar(env, 'FASHION_MNIST_COLLECTIVE_TIMEOUT', 1800), simulatedLink,
+  );
 }

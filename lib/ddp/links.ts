@@ -77,3 +77,51 @@ export class SharedFileLink implements Link {
     fs.closeSync(this.inFd);
   }
 }
+
+/** A link's speed, for a simulated link: bandwidth each way and latency per message. */
+export interface LinkModel {
+  bitsPerSecond: number;
+  latencyMs: number;
+}
+
+/**
+ * A slower link simulated over a real one, for lessons on a single machine: every message takes
+ * at least latency + bytes / bandwidth to send (the real transfer runs inside that time).
+ */
+export class SimulatedLink implements Link {
+  constructor(private readonly inner: Link, private readonly model: LinkModel) {}
+
+  async send(bytes: Uint8Array): Promise<void> {
+    const ms = this.model.latencyMs + (bytes.length * 8 * 1000) / this.model.bitsPerSecond;
+    await Promise.all([this.inner.send(bytes), new Promise((resolve) => setTimeout(resolve, ms))]);
+  }
+
+  receiveInto(target: Uint8Array): Promise<void> {
+    return this.inner.receiveInto(target);
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
+const RATE_UNITS: Record<string, number> = { kbit: 1e3, mbit: 1e6, gbit: 1e9 };
+
+/**
+ * Reads "100mbit" or "1gbit,0.5ms" (rate with kbit, mbit or gbit; latency per message, default
+ * 0); throws a message naming `flag` otherwise.
+ */
+export function parseLinkModel(text: string, flag = '--simulated-link'): LinkModel {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(kbit|mbit|gbit)\s*(?:,\s*(\d+(?:\.\d+)?)\s*ms)?\s*$/i.exec(text);
+  const rate = m ? Number(m[1]) * RATE_UNITS[m[2].toLowerCase()] : NaN;
+  if (!m || !(rate > 0)) {
+    throw new Error(`${flag} takes a rate and an optional latency, e.g. 100mbit or 1gbit,0.5ms (got '${text}')`);
+  }
+  return { bitsPerSecond: rate, latencyMs: m[3] ? Number(m[3]) : 0 };
+}
+
+/** "100 Mbit/s each way, 0.5 ms per message" */
+export function describeLinkModel(model: LinkModel): string {
+  const [value, unit] = model.bitsPerSecond >= 1e9 ? [model.bitsPerSecond / 1e9, 'Gbit/s'] : model.bitsPerSecond >= 1e6 ? [model.bitsPerSecond / 1e6, 'Mbit/s'] : [model.bitsPerSecond / 1e3, 'kbit/s'];
+  return `${+value.toPrecision(4)} ${unit} each way${model.latencyMs > 0 ? `, ${model.latencyMs} ms per message` : ''}`;
+}

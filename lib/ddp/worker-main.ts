@@ -5,6 +5,7 @@
  */
 import { worldFromEnv } from './world';
 import { openCommunicator } from './communicator';
+import { parseLinkModel } from './links';
 import { trainRank } from '../train/loop';
 import type { StartMessage, WorkerMessage } from './messages';
 import { injectFaults } from './faults';
@@ -24,7 +25,8 @@ process.once('message', (message: StartMessage) => {
   const rank = world?.rank ?? 0;
   void (async () => {
     if (world == null) throw new Error('worker started without RANK/WORLD_SIZE');
-    const comm = openCommunicator(world);
+    const link = message.config.simulatedLink;
+    const comm = openCommunicator(world, process.env, link ? parseLinkModel(link) : null);
     const result = await trainRank(message.config, world, comm, (event) => {
       injectFaults(world.rank, event);
       void send({ type: 'event', rank, event });

@@ -341,3 +341,52 @@ export function stepTimeRow(epochs: EpochMetrics[], stepsPerEpoch: number, label
     ...(label === undefined ? {} : { label }),
   };
 }
+
+export interface TimelineBar {
+  /** The row the bar is drawn in (e.g. "rank 0: backward"). */
+  lane: string;
+  /** What the bar is (e.g. "bucket 2: 0.80 MB"). */
+  what: string;
+  start: number;
+  end: number;
+  /** A group of runs, one chart column each (e.g. the configuration). */
+  run: string;
+}
+
+/** One step on a time axis: the backward pass, each bucket's all-reduce, the wait; one panel per run. */
+export function timelineChart(o: { title: string; bars: TimelineBar[]; width?: number }): VegaLiteSpec {
+  return {
+    $schema: VEGA_LITE_SCHEMA, title: o.title, background: 'white', data: { values: o.bars },
+    // Each run's label above its panel, whole; each panel its own lanes.
+    facet: { row: { field: 'run', type: 'nominal', title: null, header: { labelOrient: 'top', labelAnchor: 'start', labelAngle: 0, labelLimit: 0, labelFontWeight: 'bold' } } },
+    resolve: { scale: { y: 'independent' } },
+    spec: {
+      width: o.width ?? WIDTH, height: { step: 18 },
+      mark: { type: 'bar', tooltip: true },
+      encoding: {
+        y: { field: 'lane', type: 'nominal', title: null, sort: null, axis: { labelLimit: 300 } },
+        x: { field: 'start', type: 'quantitative', title: 'ms from the start of the step' },
+        x2: { field: 'end' },
+        color: { field: 'what', type: 'nominal', title: 'what', legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
+      },
+    },
+  };
+}
+
+/**
+ * Repeated runs: a line through the mean of each x, a rule from the smallest to the largest value,
+ * and every run as a point (`data` holds one row per run).
+ */
+export function spreadChart(o: LineChartOptions): VegaLiteSpec {
+  const color = o.color ? { color: { field: o.color.field, type: 'nominal', title: o.color.title, legend: { labelLimit: 0 } } } : {};
+  const x = encodeAxis(o.x);
+  const y = encodeAxis(o.y);
+  return {
+    ...chartFrame(o.title, o, o.data),
+    layer: [
+      { mark: { type: 'line' }, encoding: { x, y: { ...y, aggregate: 'mean' }, ...color } },
+      { mark: { type: 'rule' }, encoding: { x, y: { ...y, aggregate: 'min' }, y2: { field: o.y.field, aggregate: 'max' }, ...color } },
+      { mark: { type: 'point', opacity: 0.6 }, encoding: { x, y, ...color, tooltip: [tooltipOf(o.x), tooltipOf(o.y)] } },
+    ],
+  };
+}

@@ -11,8 +11,10 @@ export { compileVegaLite, renderSvg, svgDataUrl, svgFromBundle, svgImgTag, vegaL
 export type { VegaLiteOptions } from './vega';
 export { PLOTLY_MARKER, plotlyBundle, plotlyLibraryPath, plotlyLibraryScript, plotlyToVegaLite, plotlyVersion, resetPlotlyEmbedding } from './plotly';
 export type { PlotlyOptions } from './plotly';
-export { epochRows, lineChart, lineFigure, scheduleChart, stackedStepTime, stepTimeRow, throughputChart } from './charts';
-export type { AxisField, DashField, LineChartOptions, Row, ScheduleChartOptions, StepTimeRow, ThroughputChartOptions, ThroughputRow } from './charts';
+export { epochRows, lineChart, lineFigure, scheduleChart, spreadChart, stackedStepTime, stepTimeRow, throughputChart, timelineChart } from './charts';
+export { tableBundle } from './table';
+export type { TableColumn } from './table';
+export type { AxisField, DashField, LineChartOptions, Row, ScheduleChartOptions, StepTimeRow, ThroughputChartOptions, ThroughputRow, TimelineBar } from './charts';
 export { PLOT_DIR_ENV, htmlToText, inKernel, kernelWriter, liveDisplay, show, writeBundleFiles } from './display';
 export type { DisplayData, LiveDisplay, LiveDisplayOptions, ShowOptions, WriteDisplayData } from './display';
 export { progressBundle, progressFraction, progressHtml, progressText, trainingProgress, trainingTable, trainingTableBundle } from './progress';

@@ -60,6 +60,8 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   overlap: boolean;
   /** Forward/backward passes per optimizer step, gradients summed locally, all-reduced on the last (PyTorch's no_sync). */
   accumulationSteps: number;
+  /** Slow the ring's every message down to this link ("100mbit", "1gbit,0.5ms"): a simulated link, for lessons. */
+  simulatedLink: string | null;
   /** Largest batch one forward/backward pass takes (null: what fits the engine's memory). */
   microBatch: number | null;
   /** Dropout rate in the WideResNets' blocks (the course uses 0.01). */
@@ -107,6 +109,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   bucketCapMb: 25,
   overlap: true,
   accumulationSteps: 1,
+  simulatedLink: null,
 };
 
 /** The optimizer part of a configuration. */

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine, type EngineName } from '../backend/select';
 import { gatherBatch, loadFashionMnist, type Split } from '../data/fashion-mnist';
 import type { Communicator } from '../ddp/communicator';
+import { describeLinkModel, parseLinkModel } from '../ddp/links';
 import { flatten, unflatten } from '../ddp/flat';
 import type { World } from '../ddp/world';
 import { activationFloatsPerImage, buildModel, countTrainableParameters } from '../models/index';
@@ -133,6 +134,9 @@ export async function trainRank(
       message: `Global batch: ${batchText} = ${globalBatch} images per step; gradients in ${mb.length} bucket${mb.length > 1 ? 's' : ''} ` +
         `(${mb.join(', ')} MB), ${config.overlap ? 'each all-reduced as soon as the backward pass has filled it' : 'all-reduced after the backward pass (--no-overlap)'}`,
     });
+  }
+  if (config.simulatedLink && world.worldSize > 1) {
+    emit({ type: 'log', message: `Between workers: a simulated link of ${describeLinkModel(parseLinkModel(config.simulatedLink))} (--simulated-link)` });
   }
   if (microBatch < config.batchSize && config.microBatch == null) {
     emit({

@@ -1,4 +1,5 @@
 import { openCommunicator, SoloCommunicator } from '../ddp/communicator';
+import { parseLinkModel } from '../ddp/links';
 import { launchWorkers } from '../ddp/launch';
 import { SINGLE_WORLD, worldFromEnv } from '../ddp/world';
 import type { TrainConfig } from './config';
@@ -17,7 +18,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const emit = hooks.onEvent ?? (() => undefined);
   const world = worldFromEnv();
   if (world != null) {
-    const comm = openCommunicator(world);
+    const comm = openCommunicator(world, process.env, config.simulatedLink ? parseLinkModel(config.simulatedLink) : null);
     try {
       // Every rank computes the same metrics; rank 0 reports them, as in the course.
       return await trainRank(config, world, comm, world.rank === 0 ? emit : () => undefined);
