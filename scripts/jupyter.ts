@@ -75,8 +75,8 @@ export function missingPrerequisites(options: { browser?: boolean } = {}): strin
   }
   const lib = path.join(NOTEBOOKS_DIR, 'lib');
   if (!fs.existsSync(path.join(lib, 'train', 'train.ts'))) missing.push('notebooks/lib does not lead to ../lib (the notebooks import ./lib/...)');
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'lib', 'ddp', 'worker-main.js'))) {
-    missing.push('dist/ is not built (multi-worker runs fork dist/lib/ddp/worker-main.js): run npm run build');
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'lib', 'launch', 'worker-main.js'))) {
+    missing.push('dist/ is not built (multi-worker runs fork dist/lib/launch/worker-main.js): run npm run build');
   }
   if (options.browser) {
     if (!fs.existsSync(CHROMIUM)) missing.push(`${CHROMIUM} is missing (Debian package chromium)`);

@@ -11,7 +11,7 @@ case "$app" in
   lab | notebook) shift ;;
   *) echo "usage: scripts/open-lessons.sh lab|notebook [ARGS...]" >&2; exit 2 ;;
 esac
-if [[ ! -f "$root/dist/lib/ddp/worker-main.js" ]]; then
+if [[ ! -f "$root/dist/lib/launch/worker-main.js" ]]; then
   echo "open-lessons: dist/ is missing (multi-worker runs fork the compiled workers): run npm run build" >&2
   exit 1
 fi

@@ -6,12 +6,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { initEngine } from '../lib/backend/select';
-import { freePort } from '../lib/ddp/launch';
+import { freePort } from '../lib/launch/launch';
 import { buildModel } from '../lib/models';
 import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
 import { readRun } from '../lib/train/run-record';
 import { readSavedWeights } from '../lib/train/save';
-import { train } from '../lib/train/train';
+import { train } from '../lib/launch/train';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');

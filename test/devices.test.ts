@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ringAllReduceMs } from '../lib/ddp/ring-benchmark';
+import { ringAllReduceMs } from '../lib/launch/ring-benchmark';
 import {
   deviceChartRows, deviceGrid, deviceRun, onDevices, placeDevices, projectedEpochSeconds, runDeviceGrid, secondsToReach,
 } from '../lib/lessons/devices';

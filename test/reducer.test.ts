@@ -18,7 +18,7 @@ import { buildModel } from '../lib/models/index';
 import { Sgd } from '../lib/optim/sgd';
 import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
 import { readSavedWeights } from '../lib/train/save';
-import { train } from '../lib/train/train';
+import { train } from '../lib/launch/train';
 import { Trainer } from '../lib/train/trainer';
 
 const MIB = 1024 * 1024;

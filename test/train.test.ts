@@ -9,7 +9,7 @@ import { gatherBatch, loadFashionMnist } from '../lib/data/fashion-mnist';
 import { buildModel } from '../lib/models';
 import { Sgd } from '../lib/optim/sgd';
 import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
-import { train } from '../lib/train/train';
+import { train } from '../lib/launch/train';
 import { readRun } from '../lib/train/run-record';
 import { Trainer } from '../lib/train/trainer';
 

@@ -5,10 +5,10 @@ import { DataError } from '../data/fashion-mnist';
 import { BackendError } from '../backend/select';
 import { MODELS } from '../models/index';
 import { formatEpochLine } from '../train/metrics';
-import { train, type TrainEvent } from '../train/train';
+import { train, type TrainEvent } from '../launch/train';
 import { helpText, parseArgs, UsageError } from './args';
 import { CommError } from '../ddp/communicator';
-import { LaunchError, WorkerError } from '../ddp/launch';
+import { LaunchError, WorkerError } from '../launch/launch';
 import { RendezvousError } from '../ddp/rendezvous';
 import { WorldError, worldFromEnv } from '../ddp/world';
 

@@ -1,6 +1,6 @@
 import * as os from 'node:os';
-import { availableDevices } from '../ddp/launch';
-import { type RingCostModel, fitRingCostModel, measureAllReduce, ringAllReduceMs } from '../ddp/ring-benchmark';
+import { availableDevices } from '../launch/launch';
+import { type RingCostModel, fitRingCostModel, measureAllReduce, ringAllReduceMs } from '../launch/ring-benchmark';
 import { MODELS } from '../models/index';
 import { readRun } from '../train/run-record';
 import type { ModelName, TrainConfig } from '../train/config';

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configToArgv, flagField, parseArgs } from '../cli/args';
-import { checkDevices } from '../ddp/launch';
+import { checkDevices } from '../launch/launch';
 import { trainingProgress } from '../plot/progress';
 import { DEFAULT_CONFIG, type TrainConfig } from '../train/config';
 import type { EpochMetrics } from '../train/metrics';
-import { train } from '../train/train';
+import { train } from '../launch/train';
 
 /** One labelled training run of a lesson. */
 export interface Experiment {

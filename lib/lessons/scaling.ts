@@ -1,4 +1,4 @@
-import { type RingCostModel, ringAllReduceMs } from '../ddp/ring-benchmark';
+import { type RingCostModel, ringAllReduceMs } from '../launch/ring-benchmark';
 import type { ModelName } from '../train/config';
 import { runExperiment } from './experiment';
 

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BrowserContext, Download, Locator, Page } from 'playwright-core';
-import { freePort } from '../../lib/ddp/launch';
+import { freePort } from '../../lib/launch/launch';
 import { CHROMIUM, JUPYTER, jupyterEnv } from '../../scripts/jupyter';
 import { killProcessesOf } from './processes';
 

@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process';
 import { compiledEntry, freePort } from './launch';
-import { openCommunicator } from './communicator';
-import { worldFromEnv } from './world';
+import { openCommunicator } from '../ddp/communicator';
+import { worldFromEnv } from '../ddp/world';
 
 export interface RingSize {
   name: string;

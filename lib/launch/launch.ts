@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { TrainConfig } from '../train/config';
 import type { TrainHooks, TrainResult } from '../train/events';
 import type { StartMessage, WorkerMessage } from './messages';
-import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from './world';
+import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from '../ddp/world';
 
 export class LaunchError extends Error {
   override name = 'LaunchError';
@@ -30,7 +30,7 @@ export function compiledEntry(file: string): string {
     if (up === dir) break;
     dir = up;
   }
-  const compiled = path.join(dir, 'dist', 'lib', 'ddp', file);
+  const compiled = path.join(dir, 'dist', 'lib', 'launch', file);
   if (!fs.existsSync(compiled)) throw new LaunchError(`cannot find the compiled worker ${compiled}: run "npm run build" first`);
   return compiled;
 }

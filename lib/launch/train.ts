@@ -1,12 +1,12 @@
 import { openCommunicator, SoloCommunicator } from '../ddp/communicator';
 import { parseLinkModel } from '../ddp/links';
-import { launchWorkers } from '../ddp/launch';
+import { launchWorkers } from './launch';
 import { SINGLE_WORLD, worldFromEnv } from '../ddp/world';
-import type { TrainConfig } from './config';
-import type { TrainHooks, TrainResult } from './events';
-import { trainRank } from './loop';
+import type { TrainConfig } from '../train/config';
+import type { TrainHooks, TrainResult } from '../train/events';
+import { trainRank } from '../train/loop';
 
-export type { TrainEvent, TrainHooks, TrainResult } from './events';
+export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
 
 /**
  * Trains with the course script's semantics. One device: in this process.

@@ -3,9 +3,9 @@
  * its rank from the environment and its configuration over IPC, trains as
  * that rank, and reports events, the result or its error back.
  */
-import { worldFromEnv } from './world';
-import { openCommunicator } from './communicator';
-import { parseLinkModel } from './links';
+import { worldFromEnv } from '../ddp/world';
+import { openCommunicator } from '../ddp/communicator';
+import { parseLinkModel } from '../ddp/links';
 import { trainRank } from '../train/loop';
 import type { StartMessage, WorkerMessage } from './messages';
 import { injectFaults } from './faults';
