@@ -47,7 +47,6 @@ The data exercise the edge cases: the second tensor (a bias) starts at zero
 gradient is zero at step 4 (LARS's ||g|| == 0 fallback).
 """
 
-import argparse
 import json
 import math
 import os
@@ -55,6 +54,8 @@ import sys
 
 import numpy as np
 import torch
+
+from fixture_file import write_or_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'optimizers-lamb-lars.json')
@@ -254,22 +255,8 @@ def build():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--check', action='store_true', help='compare with the fixture on disk instead of writing it')
-    args = parser.parse_args()
     torch.set_default_dtype(torch.float64)
-    self_check()
-    data = build()
-    text = json.dumps(data) + '\n'
-    if args.check:
-        with open(OUT) as f:
-            if f.read() != text:
-                sys.exit(f'{OUT} differs from what this script generates')
-        print(f'{OUT} is up to date')
-        return
-    with open(OUT, 'w') as f:
-        f.write(text)
-    print(f'wrote {OUT}: {len(data["cases"])} cases, {STEPS} steps')
+    write_or_check(OUT, __doc__.split('\n')[0], [self_check], build, STEPS)
 
 
 if __name__ == '__main__':

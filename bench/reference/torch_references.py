@@ -60,7 +60,6 @@ checks that the scheduler gives that file's LinearLR rates exactly. When the
 file is absent, it says so and goes on.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -69,6 +68,8 @@ import warnings
 import numpy as np
 import torch
 import torch_optimizer
+
+from fixture_file import write_or_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'optimizers-torch.json')
@@ -248,27 +249,8 @@ def build():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--check', action='store_true', help='compare with the fixture on disk instead of writing it')
-    args = parser.parse_args()
     torch.set_default_dtype(torch.float64)
-    self_check()
-    check_chained_rates()
-    data = build()
-    text = json.dumps(data) + '\n'
-    if args.check:
-        try:
-            with open(OUT) as f:
-                on_disk = f.read()
-        except FileNotFoundError:
-            sys.exit(f'{OUT} is missing: run this script without --check to write it')
-        if on_disk != text:
-            sys.exit(f'{OUT} differs from what this script generates')
-        print(f'{OUT} is up to date ({len(data["cases"])} cases, {STEPS} steps)')
-        return
-    with open(OUT, 'w') as f:
-        f.write(text)
-    print(f'wrote {OUT}: {len(data["cases"])} cases, {STEPS} steps')
+    write_or_check(OUT, __doc__.split('\n')[0], [self_check, check_chained_rates], build, STEPS)
 
 
 if __name__ == '__main__':
