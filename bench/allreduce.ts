@@ -9,7 +9,7 @@
  */
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { fitRingCostModel, measureAllReduce } from '../lib/ddp/ring-benchmark';
+import { fitRingCostModel, measureAllReduce } from '../lib/launch/ring-benchmark';
 import { MODELS } from '../lib/models';
 
 async function main(): Promise<void> {

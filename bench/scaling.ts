@@ -8,7 +8,12 @@
  * backward pass.
  *
  *   node dist/bench/scaling.js [--models cnn:64,cnn:32,wideresnet-dw:32]
- *     [--max-workers N] [--steps 30] [--bucket-cap-mb MB] [--no-overlap] [--json]
+ *     [--max-workers N] [--steps 30] [--bucket-cap-mb MB] [--no-overlap] [--pytorch] [--json]
+ *
+ * With --pytorch, each multi-worker run is followed by PyTorch DDP on the same model, batch, bucket
+ * size and number of workers (bench/pytorch_ddp.py: gloo over loopback, one thread per rank), and by
+ * as many independent one-process PyTorch jobs at once, so that both engines' DDP/independent
+ * ratios come from the same run of the same machine.
  *
  * Each run trains two epochs of `steps` steps through lib's train() and keeps
  * the second (the first warms up the engines). Runs go one after another.
@@ -23,7 +28,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG, MODEL_NAMES, type ModelName } from '../lib/train/config';
-import { train } from '../lib/train/train';
+import { train } from '../lib/launch/train';
 import type { EpochMetrics } from '../lib/train/metrics';
 
 interface Case {
@@ -101,6 +106,36 @@ async function independentCapacity(c: Case, workers: number, steps: number): Pro
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits).padStart(8);
 
+const PYTORCH_DDP = path.resolve(__dirname, '..', '..', 'bench', 'pytorch_ddp.py');
+const PYTHON = '/usr/bin/python3';
+
+interface PytorchDdp {
+  imagesPerSec: number;
+  stepMs: number;
+  noSyncStepMs: number;
+}
+
+/** One job of bench/pytorch_ddp.py: `workers` ranks on 127.0.0.1; rank 0's JSON line. */
+async function pytorchJob(c: Case, workers: number, steps: number, capMb: number, port: number): Promise<PytorchDdp> {
+  const ranks = Array.from({ length: workers }, (_, rank) => new Promise<string>((resolve, reject) => {
+    const child = spawn(PYTHON, [PYTORCH_DDP, '--model', c.model, '--batch', String(c.batch), '--steps', String(steps),
+      '--bucket-cap-mb', String(capMb), '--rank', String(rank), '--world-size', String(workers), '--master-port', String(port)],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`bench/pytorch_ddp.py rank ${rank} exited with code ${code}`))));
+  }));
+  const outputs = await Promise.all(ranks);
+  return JSON.parse(outputs[0].trim().split('\n').pop() as string) as PytorchDdp;
+}
+
+/** PyTorch DDP with `workers` ranks, then as many independent one-process jobs at once. */
+async function pytorchRow(c: Case, workers: number, steps: number, capMb: number): Promise<{ ddp: PytorchDdp; independent: number }> {
+  const ddp = await pytorchJob(c, workers, steps, capMb, 29650);
+  const alone = await Promise.all(Array.from({ length: workers }, (_, i) => pytorchJob(c, 1, steps, capMb, 29660 + i)));
+  return { ddp, independent: alone.reduce((sum, r) => sum + r.imagesPerSec, 0) };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -109,6 +144,7 @@ async function main(): Promise<void> {
       steps: { type: 'string', default: '30' },
       'bucket-cap-mb': { type: 'string', default: String(DEFAULT_CONFIG.bucketCapMb) },
       'no-overlap': { type: 'boolean', default: false },
+      pytorch: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -140,6 +176,13 @@ async function main(): Promise<void> {
         console.log(JSON.stringify(row));
       } else {
         console.log(`${c.model.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   | ${fmt(row.independentImagesPerSec).padStart(20)} ${fmt(row.efficiencyVsIndependent, 2).padStart(16)} |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)} | ${fmt(row.communicationMs)} ${fmt(row.hiddenMs)}`);
+      }
+      if (values.pytorch && workers > 1) {
+        const { ddp, independent } = await pytorchRow(c, workers, steps, reduction.bucketCapMb);
+        const line = { engine: 'pytorch-ddp', ...c, workers, imagesPerSec: ddp.imagesPerSec, independentImagesPerSec: independent,
+          efficiencyVsIndependent: ddp.imagesPerSec / independent, stepMs: ddp.stepMs, noSyncStepMs: ddp.noSyncStepMs };
+        if (values.json) console.log(JSON.stringify(line));
+        else console.log(`${'  PyTorch DDP'.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(ddp.imagesPerSec)}                     | ${fmt(independent).padStart(20)} ${fmt(line.efficiencyVsIndependent, 2).padStart(16)} |   step ${fmt(ddp.stepMs)}, no_sync ${fmt(ddp.noSyncStepMs)}: exposed + wait ${fmt(ddp.stepMs - ddp.noSyncStepMs)}`);
       }
     }
   }
