@@ -174,6 +174,25 @@ describe('the reducer across worker processes', () => {
     }
   });
 
+  it('stops the run, naming the rank, when a peer dies while buckets are in flight, and leaves no worker', { timeout: 120_000 }, async () => {
+    let pids: number[] = [];
+    process.env.FASHION_MNIST_FAULT = '1:3:kill';
+    try {
+      // Rank 1 dies after step 3; rank 0 is then in step 4, its first buckets started during its backward pass.
+      await assert.rejects(
+        train(config({ numGpus: 2, batchSize: 32, bucketCapMb: 0.05, trainSubset: 640 }), { onWorkers: (p) => { pids = p; } }),
+        /rank 1 failed: killed by SIGKILL/,
+      );
+    } finally {
+      delete process.env.FASHION_MNIST_FAULT;
+    }
+    assert.equal(pids.length, 2);
+    const deadline = Date.now() + 5000;
+    const alive = () => pids.filter((pid) => { try { process.kill(pid, 0); return true; } catch { return false; } });
+    while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(alive(), [], 'workers left running');
+  });
+
   it('does not deadlock when a rank finishes its backward passes late, and measures the wait for it', { timeout: 120_000 }, async () => {
     const delayMs = 40;
     process.env.FASHION_MNIST_FAULT = `1:${delayMs}:slow`;
