@@ -74,7 +74,9 @@ export function missingPrerequisites(options: { browser?: boolean } = {}): strin
     }
   }
   const lib = path.join(NOTEBOOKS_DIR, 'lib');
-  if (!fs.existsSync(path.join(lib, 'train', 'train.ts'))) missing.push('notebooks/lib does not lead to ../lib (the notebooks import ./lib/...)');
+  if (!fs.existsSync(lib) || fs.realpathSync(lib) !== fs.realpathSync(path.join(ROOT, 'lib'))) {
+    missing.push('notebooks/lib does not lead to ../lib (the notebooks import ./lib/...)');
+  }
   if (!fs.existsSync(path.join(ROOT, 'dist', 'lib', 'launch', 'worker-main.js'))) {
     missing.push('dist/ is not built (multi-worker runs fork dist/lib/launch/worker-main.js): run npm run build');
   }

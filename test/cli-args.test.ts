@@ -50,6 +50,7 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--runs-dir', 'out/runs', { runsDir: 'out/runs' }],
   ['--bucket-cap-mb', '0.5', { bucketCapMb: 0.5 }],
   ['--accumulation-steps', '4', { accumulationSteps: 4 }],
+  ['--simulated-link', '1gbit,0.5ms', { simulatedLink: '1gbit,0.5ms' }],
 ];
 
 /** Flags that only some optimizers read, each with one that does. */
@@ -127,6 +128,13 @@ test('--bucket-cap-mb takes 0 (one bucket) and fractions of a megabyte, and refu
   assert.equal(parseArgs(['--bucket-cap-mb', '0.01']).config.bucketCapMb, 0.01);
   for (const bad of ['-1', 'abc', '', 'Infinity']) {
     usageError([`--bucket-cap-mb=${bad}`], '--bucket-cap-mb', 'must be a non-negative number of megabytes', `(got '${bad}')`);
+  }
+});
+
+test('--simulated-link takes a rate with kbit, mbit or gbit and an optional latency', () => {
+  assert.equal(parseArgs(['--simulated-link', '100mbit']).config.simulatedLink, '100mbit');
+  for (const bad of ['100', 'fast', '0mbit', '10mbit,2']) {
+    usageError([`--simulated-link=${bad}`], '--simulated-link takes a rate and an optional latency', `(got '${bad}')`);
   }
 });
 
