@@ -2,7 +2,37 @@
 
 import argparse
 import json
+import os
 import sys
+
+import numpy as np
+
+
+def replay_shared(shared, run_case):
+    """Replays the cases of the shared reference file beside the checkout, when there is one:
+    `run_case(case, shapes, params, grads)` gives the parameters after each step (or None for a
+    case the script does not make); exits non-zero unless they agree to 1e-12. Returns the cases
+    replayed, by name."""
+    if not os.path.exists(shared):
+        print(f'self-check skipped: {shared} not found')
+        return {}
+    with open(shared) as f:
+        ref = json.load(f)
+    params = [np.array(p) for p in ref['params']]
+    grads = [[np.array(g) for g in step] for step in ref['grads']]
+    replayed = {}
+    for case in ref['cases']:
+        got = run_case(case, ref['shapes'], params, grads[:len(case['lr'])])
+        if got is None:
+            print(f"self-check: '{case['name']}' skipped ({case['optimizer']} is not made by this script)")
+            continue
+        worst = max(abs(a - b) for step_g, step_e in zip(got, case['expected'])
+                    for tg, te in zip(step_g, step_e) for a, b in zip(tg, te))
+        if worst > 1e-12:
+            sys.exit(f"self-check failed: '{case['name']}' differs from the shared reference by {worst:g}")
+        print(f"self-check: '{case['name']}' reproduced (max abs difference {worst:g})")
+        replayed[case['name']] = case
+    return replayed
 
 
 def write_or_check(path, description, checks, build, steps):
