@@ -46,6 +46,9 @@ function acceptPrev(listener: net.Server, expected: number): Promise<net.Socket>
     listener.once('connection', (socket) => {
       socket.setNoDelay(true);
       socket.once('data', (d: Buffer) => {
+        // Stop the flow until the link's reader listens: the previous rank may already be sending,
+        // and bytes emitted with no 'data' listener are lost (a hang at the first collective).
+        socket.pause();
         const from = d.readInt32LE(0);
         if (from !== expected) {
           reject(new Error(`expected rank ${expected} on the ring, got rank ${from}`));

@@ -18,6 +18,8 @@ export class SocketReader {
       this.chunks.push(data);
       this.settle();
     });
+    // A socket paused until now (comm-thread.ts's acceptPrev) flows again, the bytes it held first.
+    socket.resume();
     const fail = (why: string) => {
       if (this.failure == null) this.failure = new Error(`connection to ${peer} ${why}`);
       this.settle();
