@@ -12,6 +12,7 @@ import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
 import { readRun } from '../lib/train/run-record';
 import { readSavedWeights } from '../lib/train/save';
 import { train } from '../lib/launch/train';
+import { waitUntilGone } from './support/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -57,21 +58,6 @@ async function trainAndSave(name: string, overrides: Partial<TrainConfig>) {
   const save = path.join(tmp, name);
   const result = await train(config({ ...overrides, save }));
   return { result, weights: readSavedWeights(save) };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitUntilGone(pids: number[], ms: number): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline && pids.some(isAlive)) await new Promise((r) => setTimeout(r, 100));
-  return pids.filter(isAlive);
 }
 
 function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {

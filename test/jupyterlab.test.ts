@@ -254,7 +254,7 @@ describe('the lessons in JupyterLab 4 (headless Chromium, through the UI)', () =
     await p.goto(server!.url(`/notebooks/${LESSON_02}`));
     const cell = p.locator('.jp-Notebook .jp-WindowedPanel-viewport > .jp-Cell').nth(SETTINGS_02.index);
     await cell.waitFor({ timeout: 60_000 });
-    await waitFor('the kernel to be idle', 60_000, async () => (/Idle/.test(await p.locator('.jp-NotebookKernelStatus, #jp-title, .jp-Toolbar').allTextContents().then((t) => t.join(' '))) ? true : undefined)).catch(() => undefined);
+    await notebook().waitForKernel(LESSON_02);
     await cell.locator('.jp-InputPrompt').click();
     await p.keyboard.press('Control+Enter');
     const output = await waitFor('the settings cell to print', 60_000, async () => {

@@ -20,6 +20,7 @@ import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
 import { readSavedWeights } from '../lib/train/save';
 import { train } from '../lib/launch/train';
 import { Trainer } from '../lib/train/trainer';
+import { waitUntilGone } from './support/processes';
 
 const MIB = 1024 * 1024;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-reducer-'));
@@ -187,10 +188,7 @@ describe('the reducer across worker processes', () => {
       delete process.env.FASHION_MNIST_FAULT;
     }
     assert.equal(pids.length, 2);
-    const deadline = Date.now() + 5000;
-    const alive = () => pids.filter((pid) => { try { process.kill(pid, 0); return true; } catch { return false; } });
-    while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(alive(), [], 'workers left running');
+    assert.deepEqual(await waitUntilGone(pids, 5000), [], 'workers left running');
   });
 
   it('does not deadlock when a rank finishes its backward passes late, and measures the wait for it', { timeout: 120_000 }, async () => {

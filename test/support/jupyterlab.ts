@@ -153,12 +153,17 @@ export class LabNotebook {
   async open(file: string): Promise<void> {
     await this.page.goto(this.server.url(`/lab/tree/${encodeURIComponent(file)}`));
     await this.panel.locator('.jp-Notebook .jp-WindowedPanel-viewport > .jp-Cell').first().waitFor({ timeout: 60_000 });
+    await this.waitForKernel(file);
+    await this.waitIdle(60_000);
+  }
+
+  /** Waits until the server says the notebook's kernel is connected and idle (any frontend's). */
+  async waitForKernel(file: string): Promise<void> {
     await waitFor(`the kernel of ${file} to be connected`, 60_000, async () => {
       const sessions = await fetch(this.server.url('/api/sessions')).then((r) => r.json() as Promise<SessionModel[]>, () => []);
       const session = sessions.find((s) => s.path === file || s.path.endsWith(`/${file}`));
       return session?.kernel && session.kernel.connections > 0 && session.kernel.execution_state === 'idle' ? true : undefined;
     });
-    await this.waitIdle(60_000);
   }
 
   async kernelStatus(): Promise<string | null> {

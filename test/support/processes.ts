@@ -45,3 +45,19 @@ export function killProcessesOf(marker: string): void {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
 }
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits up to `ms` for the processes to end; returns those still alive. */
+export async function waitUntilGone(pids: number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && pids.some(isAlive)) await new Promise((r) => setTimeout(r, 100));
+  return pids.filter(isAlive);
+}
