@@ -9,8 +9,8 @@
 # 0.9 MB: under the first bucket's 1 MiB, so only caps below that split them (PyTorch keeps its
 # first bucket at 1 MiB whatever the cap, and so never splits them).
 #
-# Needs root, iproute2 (ip) and tc; tc's netem (added delay) is not needed. The namespaces are
-# removed at the end, whatever happens.
+# Needs root and iproute2 (scripts/two-nodes.sh makes the nodes). The namespaces are removed at
+# the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-100mbit}
@@ -19,36 +19,17 @@ steps=${3:-30}
 model=${case_%%:*}
 batch=${case_##*:}
 
-if [[ $(id -u) -ne 0 ]]; then echo "bench:link: needs root (it makes network namespaces)" >&2; exit 2; fi
-for tool in ip tc; do
-  command -v $tool >/dev/null || { echo "bench:link: needs '$tool' (Debian package iproute2)" >&2; exit 2; }
-done
+why=$(scripts/two-nodes.sh check) || { echo "bench:link: $why" >&2; exit 2; }
 [[ -f dist/lib/cli/main.js ]] || { echo "bench:link: dist/ is missing: run npm run build" >&2; exit 2; }
 
 a=fmnist-a b=fmnist-b addr_a=10.77.0.1 addr_b=10.77.0.2
 tmp=$(mktemp -d)
 cleanup() {
-  ip netns pids $a 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-  ip netns pids $b 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-  ip netns del $a 2>/dev/null || true
-  ip netns del $b 2>/dev/null || true
+  scripts/two-nodes.sh down fmnist
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-cleanup
-tmp=$(mktemp -d)
-ip netns add $a
-ip netns add $b
-ip link add veth-fm-a type veth peer name veth-fm-b
-ip link set veth-fm-a netns $a
-ip link set veth-fm-b netns $b
-ip -n $a addr add $addr_a/24 dev veth-fm-a
-ip -n $b addr add $addr_b/24 dev veth-fm-b
-for ns in $a $b; do
-  ip -n $ns link set lo up
-  ip -n $ns link set "veth-fm-${ns#fmnist-}" up
-  tc -n $ns qdisc add dev "veth-fm-${ns#fmnist-}" root tbf rate "$rate" burst 64kb latency 50ms
-done
+scripts/two-nodes.sh up fmnist "$rate" 0
 
 echo "Two nodes in network namespaces, one worker each, joined by a veth pair limited to $rate each way (tc tbf); $model, batch $batch per worker, $steps steps per epoch, the second of 2 epochs"
 printf '%-50s %9s %9s %9s %9s %9s\n' "run (ours: rank 0, ms per step)" "images/s" "compute" "wait" "exposed" "hidden"
@@ -83,9 +64,9 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   for cap in 0 25 1 0.1; do
     port=$((port + 1))
     args=(bench/pytorch_ddp.py --model "$model" --batch "$batch" --steps "$steps" --bucket-cap-mb $cap --world-size 2 --master-addr $addr_a --master-port $port)
-    GLOO_SOCKET_IFNAME=veth-fm-b ip netns exec $b /usr/bin/python3 "${args[@]}" --rank 1 >"$tmp/pb.log" 2>&1 &
+    GLOO_SOCKET_IFNAME=fmnist-vb ip netns exec $b /usr/bin/python3 "${args[@]}" --rank 1 >"$tmp/pb.log" 2>&1 &
     peer=$!
-    GLOO_SOCKET_IFNAME=veth-fm-a ip netns exec $a /usr/bin/python3 "${args[@]}" --rank 0 >"$tmp/pa.log" 2>&1 || { cat "$tmp/pa.log" "$tmp/pb.log" >&2; exit 1; }
+    GLOO_SOCKET_IFNAME=fmnist-va ip netns exec $a /usr/bin/python3 "${args[@]}" --rank 0 >"$tmp/pa.log" 2>&1 || { cat "$tmp/pa.log" "$tmp/pb.log" >&2; exit 1; }
     wait $peer
     node -e "
       const r = JSON.parse(require('fs').readFileSync('$tmp/pa.log', 'utf8').trim().split('\n').pop());
