@@ -87,6 +87,26 @@ describe('fused dropout', () => {
     tf.dispose([x, dy]);
   });
 
+  it('gives masks that look independent across calls and across neighbouring elements', () => {
+    tf.setBackend('wasm');
+    const n = 1_000_000;
+    const x = tf.ones([n]);
+    for (const rate of [0.5, 0.1]) {
+      const [m0, m1] = [0, 1].map((call) => tf.tidy(() => seededDropout(x, rate, 7, call).dataSync() as Float32Array));
+      let acrossCalls = 0;
+      let neighbours = 0;
+      for (let i = 0; i < n - 1; i++) {
+        if (m0[i] === 0 && m1[i] === 0) acrossCalls++;
+        if (m0[i] === 0 && m0[i + 1] === 0) neighbours++;
+      }
+      // Independent masks drop both with probability rate^2 (binomial spread well under the tolerance).
+      const tolerance = 6 * Math.sqrt(rate * rate / n);
+      assert.ok(Math.abs(acrossCalls / n - rate * rate) < tolerance, `rate ${rate}, two calls: ${acrossCalls / n}`);
+      assert.ok(Math.abs(neighbours / n - rate * rate) < tolerance, `rate ${rate}, neighbours: ${neighbours / n}`);
+    }
+    x.dispose();
+  });
+
   it('drops a fraction rate of the elements', () => {
     tf.setBackend('wasm');
     const x = tf.ones([1_000_000]);

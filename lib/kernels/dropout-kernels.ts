@@ -4,12 +4,14 @@ import { FunctionBuilder } from '../backend/wasm-kernels/wasm-asm';
 import { elementwiseKernels, registerMissing, simdThenScalar } from './elementwise';
 
 /**
- * Dropout with a counter-based mask: element i of a call keyed (k0, k1) is
- * kept when bits(i) = mix32(mix32(i + k0) ^ k1) >= threshold, threshold =
- * rate * 2^32 rounded, so a fraction `rate` is dropped. The bits depend only
- * on the key and the index, so the generated SIMD loop (wasm), the JS loop
- * (cpu) and the mask that other backends upload give the same mask, and the
- * backward pass regenerates it instead of storing it.
+ * Dropout with a counter-based mask. Element i of a call keyed (k0, k1) is kept when
+ *   bits(i) = ((a * h(i) + k1) mod 2^32) >>> 8 >= threshold,   a = k0 | 1 (odd),
+ * threshold = rate * 2^24 rounded, so a fraction `rate` is dropped. h(i) is a fixed hash of the
+ * index (lowbias32 twice): it breaks the index's structure once and for all, and the key's
+ * multiply-shift (Dietzfelbinger's universal hash) makes every call's mask a fresh one. The
+ * bits depend only on the key and the index, so the generated SIMD loop (wasm), the JS loop
+ * (cpu) and tensor ops on any other engine (dropout-mask-ops.ts, exact in float32) give the
+ * same mask, and the fused kernels regenerate it in the backward pass instead of storing it.
  *
  * Both directions compute what tf.dropout's ops compute, given the mask m
  * (1 kept, 0 dropped) and keep = float32(1 - rate):
@@ -27,6 +29,9 @@ export type DropoutKey = [number, number];
 
 const M1 = 0x7feb352d;
 const M2 = 0x846ca68b;
+/** The index hash's constants. */
+const H0 = 0x9e3779b9;
+const H1 = 0x85ebca6b;
 
 /** Chris Wellons' lowbias32: a bijective 32-bit hash with good avalanche. Returns an unsigned value. */
 export function mix32(value: number): number {
@@ -55,18 +60,23 @@ export function dropoutKey(seed: number, call: number): DropoutKey {
   return [h, mix32(h ^ 0xbb67ae85)];
 }
 
-/** Elements whose bits are below this are dropped: round(rate * 2^32), for 0 <= rate < 1. */
+/** Elements whose bits are below this are dropped: round(rate * 2^24), for 0 <= rate < 1. */
 export function dropThreshold(rate: number): number {
   if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must be in [0, 1), got ${rate}`);
-  return Math.min(Math.round(rate * 4294967296), 4294967295);
+  return Math.min(Math.round(rate * 16777216), 16777215);
 }
 
-/** The random bits of element i. */
+/** The fixed hash of element i's index, the same for every call (an unsigned 32-bit value). */
+export function indexHash(i: number): number {
+  return mix32(mix32((i + H0) | 0) ^ H1);
+}
+
+/** The random bits of element i: 24 bits. */
 export function maskBits(i: number, key: DropoutKey): number {
-  return mix32(mix32((i + key[0]) | 0) ^ key[1]);
+  return (((Math.imul(key[0] | 1, indexHash(i)) + key[1]) >>> 0) >>> 8);
 }
 
-/** The keep-mask (1 kept, 0 dropped) of n elements, for backends without the kernels. */
+/** The keep-mask (1 kept, 0 dropped) of n elements, computed in JavaScript. */
 export function dropoutMask(n: number, rate: number, key: DropoutKey): Float32Array {
   const threshold = dropThreshold(rate);
   const mask = new Float32Array(n);
@@ -103,7 +113,7 @@ function mix32x4(f: FunctionBuilder, t: number): void {
 }
 
 /**
- * name(out, x, bytes, k0, k1, threshold, keep): out = (x / keep) * m
+ * name(out, x, bytes, a, k1, threshold, keep): out = (x / keep) * m, a = k0 | 1,
  * (forward) or (x * m) / keep (backward) over `bytes` (> 0, a multiple of 16)
  * bytes from element 0.
  */
@@ -111,8 +121,9 @@ function buildDropout(name: string, forward: boolean): FunctionBuilder {
   const f = new FunctionBuilder(name, ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
   const [out, x, bytes, k0, k1, threshold, keep] = [0, 1, 2, 3, 4, 5, 6];
   const o = f.local('i32');
-  const [counter, key1, limit, keepV, one, t, m] = Array.from({ length: 7 }, () => f.local('v128'));
-  f.get(k0).simd('i32x4.splat').i32x4Lanes([0, 1, 2, 3]).simd('i32x4.add').set(counter);
+  const [counter, multiplier, key1, limit, keepV, one, t, m] = Array.from({ length: 8 }, () => f.local('v128'));
+  f.i32(H0 | 0).simd('i32x4.splat').i32x4Lanes([0, 1, 2, 3]).simd('i32x4.add').set(counter);
+  f.get(k0).simd('i32x4.splat').set(multiplier);
   f.get(k1).simd('i32x4.splat').set(key1);
   f.get(threshold).simd('i32x4.splat').set(limit);
   f.get(keep).simd('f32x4.splat').set(keepV);
@@ -121,8 +132,9 @@ function buildDropout(name: string, forward: boolean): FunctionBuilder {
   f.doWhile(o, 16, { local: bytes }, () => {
     f.get(counter);
     mix32x4(f, t);
-    f.get(key1).simd('v128.xor');
+    f.i32x4Const(H1).simd('v128.xor');
     mix32x4(f, t);
+    f.get(multiplier).simd('i32x4.mul').get(key1).simd('i32x4.add').i32(8).simd('i32x4.shr_u');
     f.get(limit).simd('i32x4.ge_u').get(one).simd('v128.and').set(m);
     f.get(out).get(o).i32Add();
     f.get(x).get(o).i32Add().load('v128');
@@ -139,7 +151,7 @@ function dropoutFill(forward: boolean) {
     const attrs = raw as unknown as DropoutAttrs;
     const fns = heap == null ? null : simdFunctions(heap, 'dropout', () => [buildDropout('forward', true), buildDropout('backward', false)]);
     const simd = fns == null ? null : (n4: number) => {
-      fns[forward ? 'forward' : 'backward'](out.byteOffset, x.byteOffset, n4 * 4, attrs.key0 | 0, attrs.key1 | 0,
+      fns[forward ? 'forward' : 'backward'](out.byteOffset, x.byteOffset, n4 * 4, attrs.key0 | 1, attrs.key1 | 0,
         dropThreshold(attrs.rate) | 0, Math.fround(1 - attrs.rate));
       return true;
     };

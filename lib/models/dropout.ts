@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import {
-  DROPOUT, DROPOUT_GRAD, DropoutAttrs, dropoutKey, dropoutMask, dropThreshold, registerDropoutKernels,
+  DROPOUT, DROPOUT_GRAD, DropoutAttrs, dropoutKey, dropThreshold, registerDropoutKernels,
 } from '../kernels/dropout-kernels';
+import { dropoutMaskOps } from '../kernels/dropout-mask-ops';
 import { hasKernel } from '../kernels/elementwise';
 
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
@@ -19,8 +20,8 @@ const StockDropoutClass = tf.layers.dropout({ rate: 0.5 }).constructor as new (a
  * (dropout-kernels.ts): kept elements are x / (1 - rate), dropped ones 0, and
  * the gradient is dy / (1 - rate) where kept, 0 where dropped. The mask is the
  * same on every backend. On wasm and cpu one kernel does each direction and
- * the backward pass regenerates the mask; elsewhere tfjs ops apply a mask
- * computed in JavaScript.
+ * the backward pass regenerates the mask; elsewhere tensor ops build the mask
+ * on the engine's device (dropout-mask-ops.ts) and the backward pass keeps it.
  */
 export function seededDropout(x: tf.Tensor, rate: number, seed: number, call: number): tf.Tensor {
   dropThreshold(rate);
@@ -38,7 +39,7 @@ export function seededDropout(x: tf.Tensor, rate: number, seed: number, call: nu
         gradFunc: (dy: tf.Tensor) => tf.engine().runKernel(DROPOUT_GRAD, { dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor,
       };
     }
-    const mask = tf.tensor(dropoutMask(xIn.size, rate, [key0, key1]), xIn.shape, 'float32');
+    const mask = dropoutMaskOps(xIn.shape, rate, [key0, key1]);
     save([mask]);
     return {
       value: tf.mul(tf.div(xIn, keep), mask),
