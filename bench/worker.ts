@@ -14,7 +14,7 @@ import { BackendError, initEngine, type EngineName } from '../lib/backend/select
 import { gatherBatch, loadFashionMnist } from '../lib/data/fashion-mnist';
 import { activationFloatsPerImage, buildModel } from '../lib/models';
 import { Sgd } from '../lib/optim/sgd';
-import { maxMicroBatch, microBatchSizes } from '../lib/train/memory';
+import { activationBudget, maxMicroBatch, microBatchSizes } from '../lib/train/memory';
 import { permutation } from '../lib/train/random';
 import { Trainer, type Batch } from '../lib/train/trainer';
 import { RESULT_MARKER, type WorkerJob, type WorkerResult } from './protocol';
@@ -68,7 +68,7 @@ async function run(job: WorkerJob, t0: number): Promise<WorkerResult> {
   }
   const { batches, inputs } = makeBatches(job.batch);
   const model = buildModel(job.model, 0);
-  const microBatch = Math.min(job.batch, maxMicroBatch(engine.name, activationFloatsPerImage(model)));
+  const microBatch = Math.min(job.batch, maxMicroBatch(activationBudget(engine, { localWorkers: 1, deviceMemoryGb: null }).bytes, activationFloatsPerImage(model)));
   const trainer = new Trainer(model, new Sgd({ momentum: 0.9 }), microBatch);
   const common = {
     ...base, engineDescription: engine.description, inputs,

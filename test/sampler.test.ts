@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { microBatchSizes, maxMicroBatch } from '../lib/train/memory';
+import { activationBudget, microBatchSizes, maxMicroBatch } from '../lib/train/memory';
 import { permutation } from '../lib/train/random';
 import { shardBatches, stepsPerEpoch } from '../lib/train/sampler';
 
@@ -65,8 +65,23 @@ describe('micro-batches', () => {
 
   it('keeps the WideResNets inside wasm32 memory and leaves the small cnn whole', () => {
     const wideResNetFloats = 3_818_586;
-    const wasm = maxMicroBatch('wasm', wideResNetFloats);
+    const budget = activationBudget({ name: 'wasm', gpu: null }, { localWorkers: 1, deviceMemoryGb: null, totalMemory: 16e9 }).bytes;
+    const wasm = maxMicroBatch(budget, wideResNetFloats);
     assert.ok(wasm >= 16 && wasm < 64, `wasm micro-batch ${wasm}`);
-    assert.ok(maxMicroBatch('wasm', 38_906) >= 256);
+    assert.ok(maxMicroBatch(budget, 38_906) >= 256);
+  });
+
+  it("takes the budget from the device where the engine can tell, else from the flag, and shares the RAM among a machine's workers", () => {
+    const gpu = activationBudget({ name: 'tensorflow-gpu', gpu: '5' }, { localWorkers: 8, deviceMemoryGb: null, gpuMemory: (g) => (g === '5' ? 80e9 : null) });
+    assert.equal(gpu.bytes, 56e9);
+    assert.match(gpu.source, /GPU 5's 80\.0 GB \(nvidia-smi\)/);
+    const unknown = activationBudget({ name: 'tensorflow-gpu', gpu: '0' }, { localWorkers: 1, deviceMemoryGb: null, gpuMemory: () => null });
+    assert.match(unknown.source, /set --device-memory-gb/);
+    assert.equal(activationBudget({ name: 'tensorflow-gpu', gpu: '0' }, { localWorkers: 1, deviceMemoryGb: 12, gpuMemory: () => null }).bytes, 12e9);
+    // 16 GB of RAM, 8 workers: 1 GB each, under wasm's 2 GB and the CPU engine's 8 GB.
+    for (const name of ['wasm', 'tensorflow'] as const) {
+      assert.equal(activationBudget({ name, gpu: null }, { localWorkers: 8, deviceMemoryGb: null, totalMemory: 16e9 }).bytes, 1e9);
+    }
+    assert.equal(activationBudget({ name: 'tensorflow', gpu: null }, { localWorkers: 1, deviceMemoryGb: null, totalMemory: 64e9 }).bytes, 8e9);
   });
 });

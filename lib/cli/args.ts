@@ -321,6 +321,18 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     parse: positiveInt,
   }),
   valueFlag({
+    name: 'device-memory-gb',
+    field: 'deviceMemoryGb',
+    metavar: 'GB',
+    help: "memory each worker's activations may take; sets the largest pass (see --micro-batch)",
+    defaultText: "from the device: 70% of the GPU's memory (nvidia-smi), half the RAM shared by the workers, at most 2 GB on wasm",
+    parse: (raw, flag) => {
+      const n = toNumber(raw);
+      if (!(n > 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a positive number of gigabytes (got '${raw}')`);
+      return n;
+    },
+  }),
+  valueFlag({
     name: 'bucket-cap-mb',
     field: 'bucketCapMb',
     metavar: 'MB',

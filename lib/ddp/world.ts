@@ -4,6 +4,8 @@ export interface World {
   worldSize: number;
   /** Index among the workers on this machine (picks the GPU). */
   localRank: number;
+  /** Workers on this machine (share its cores), 1 when the launcher does not say. */
+  localWorldSize: number;
   /** Host and port of rank 0's rendezvous listener. */
   masterAddr: string;
   masterPort: number;
@@ -38,6 +40,29 @@ function detectLauncher(env: Env): World['launcher'] | null {
   return null;
 }
 
+/** SLURM_TASKS_PER_NODE ("2(x3),1": 2 tasks on each of 3 nodes, then 1) for node `node`. */
+export function slurmTasksOnNode(value: string, node: number): number | null {
+  const counts: number[] = [];
+  for (const part of value.split(',')) {
+    const m = /^(\d+)(?:\(x(\d+)\))?$/.exec(part.trim());
+    if (m == null) return null;
+    for (let i = 0; i < Number(m[2] ?? 1); i++) counts.push(Number(m[1]));
+  }
+  return counts[node] ?? null;
+}
+
+function localWorldSizeOf(env: Env, launcher: World['launcher']): number {
+  const raw = {
+    builtin: env.LOCAL_WORLD_SIZE,
+    torchrun: env.LOCAL_WORLD_SIZE,
+    openmpi: env.OMPI_COMM_WORLD_LOCAL_SIZE,
+    slurm: env.SLURM_NTASKS_PER_NODE ?? (env.SLURM_TASKS_PER_NODE != null ? String(slurmTasksOnNode(env.SLURM_TASKS_PER_NODE, Number(env.SLURM_NODEID ?? 0))) : undefined),
+    single: '1',
+  }[launcher];
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
 /**
  * Reads the job's shape from the environment, as torchrun's workers do:
  * RANK, WORLD_SIZE, LOCAL_RANK (torchrun, Kubernetes operators, this
@@ -61,11 +86,11 @@ export function worldFromEnv(env: Env = process.env): World | null {
   const masterAddr = env.MASTER_ADDR?.trim() || DEFAULT_MASTER_ADDR;
   const masterPort = env.MASTER_PORT != null ? intVar(env, 'MASTER_PORT', 1) : DEFAULT_MASTER_PORT;
   if (masterPort > 65535) throw new WorldError(`MASTER_PORT must be a TCP port, 1-65535 (got ${masterPort})`);
-  return { rank, worldSize, localRank, masterAddr, masterPort, launcher };
+  return { rank, worldSize, localRank, localWorldSize: localWorldSizeOf(env, launcher), masterAddr, masterPort, launcher };
 }
 
 export const SINGLE_WORLD: World = {
-  rank: 0, worldSize: 1, localRank: 0, masterAddr: DEFAULT_MASTER_ADDR, masterPort: 0, launcher: 'single',
+  rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: DEFAULT_MASTER_ADDR, masterPort: 0, launcher: 'single',
 };
 
 export function isLoopback(host: string): boolean {

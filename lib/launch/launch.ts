@@ -7,6 +7,7 @@ import type { TrainConfig } from '../train/config';
 import type { TrainHooks, TrainResult } from '../train/events';
 import type { StartMessage, WorkerMessage } from './messages';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from '../ddp/world';
+import { type GpuListing, gpuOfLocalRank, visibleGpus } from '../backend/devices';
 
 export class LaunchError extends Error {
   override name = 'LaunchError';
@@ -35,23 +36,23 @@ export function compiledEntry(file: string): string {
   return compiled;
 }
 
-/** GPUs a tfjs-node-gpu worker could use, or null when that engine is not in play. */
-function gpuCount(config: Pick<TrainConfig, 'backend'>): number | null {
+/**
+ * GPUs tfjs-node-gpu workers could use, or null when that engine is not in play: not installed,
+ * or with --backend auto no GPU visible (the workers then fall back to a CPU engine, one core each).
+ */
+function gpuListing(config: Pick<TrainConfig, 'backend'>): GpuListing | null {
   if (config.backend !== 'tensorflow-gpu' && config.backend !== 'auto') return null;
   try {
     require.resolve('@tensorflow/tfjs-node-gpu');
   } catch {
-    if (config.backend === 'tensorflow-gpu') return 0;
-    return null;
+    return config.backend === 'tensorflow-gpu' ? { gpus: [], source: '@tensorflow/tfjs-node-gpu is not installed' } : null;
   }
-  const visible = process.env.CUDA_VISIBLE_DEVICES;
-  if (visible != null) return visible.split(',').filter((d) => d.trim() !== '' && d.trim() !== '-1').length;
-  try {
-    const listing = require('node:child_process').execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8' }) as string;
-    return listing.split('\n').filter((l) => l.startsWith('GPU ')).length;
-  } catch {
-    return 0;
-  }
+  const listing = visibleGpus();
+  return listing.gpus.length === 0 && config.backend === 'auto' ? null : listing;
+}
+
+function gpuCount(config: Pick<TrainConfig, 'backend'>): number | null {
+  return gpuListing(config)?.gpus.length ?? null;
 }
 
 /** Devices one node can give workers: its GPUs when tfjs-node-gpu is in play, else its CPU cores. */
@@ -61,14 +62,15 @@ export function availableDevices(config: Pick<TrainConfig, 'backend'>): { count:
 }
 
 /** Refuses more workers than devices unless oversubscription was asked for. */
-export function checkDevices(config: TrainConfig): { gpus: boolean } {
-  const gpus = gpuCount(config);
+export function checkDevices(config: TrainConfig): { gpus: GpuListing | null } {
+  const listing = gpuListing(config);
   const { count: available, kind } = availableDevices(config);
   if (config.numGpus > available && !config.oversubscribe) {
-    throw new LaunchError(`--num-gpus ${config.numGpus} asks for more devices than this machine has (${available} ${kind}): ` +
+    const where = listing != null ? `, ${listing.source}` : '';
+    throw new LaunchError(`--num-gpus ${config.numGpus} asks for more devices than this machine has (${available} ${kind}${where}): ` +
       `lower --num-gpus, or add --oversubscribe to share devices (for teaching only: the workers then compete and the speed-up is not real)`);
   }
-  return { gpus: gpus != null && gpus > 0 };
+  return { gpus: listing != null && listing.gpus.length > 0 ? listing : null };
 }
 
 export function freePort(): Promise<number> {
@@ -154,10 +156,11 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       FASHION_MNIST_LAUNCHER: 'builtin',
-      RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(localRank),
+      RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(localRank), LOCAL_WORLD_SIZE: String(config.numGpus),
       MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
     };
-    if (gpus) env.CUDA_VISIBLE_DEVICES = String(localRank);
+    // Worker i gets the i-th GPU this process may use (the parent's CUDA_VISIBLE_DEVICES, in its order).
+    if (gpus) env.CUDA_VISIBLE_DEVICES = gpuOfLocalRank(gpus, localRank).gpu;
     const child = fork(entry, [`--rank=${rank}`], { env, execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
     children.push(child);
     child.send({ type: 'train', config } satisfies StartMessage);

@@ -1,6 +1,7 @@
 import { initEngine, type EngineName } from '../backend/select';
 import { DEFAULT_CONFIG, type BackendChoice, type ModelName } from '../train/config';
 import { buildTrainer } from '../train/loop';
+import { activationBudget } from '../train/memory';
 import type { Batch } from '../train/trainer';
 
 export interface ProbeOptions {
@@ -60,7 +61,7 @@ export async function measureImagesPerSec(model: ModelName, batchSize: number, o
 
   const budgetSeconds = options.budgetSeconds ?? 2;
   const maxSteps = options.maxSteps ?? 50;
-  const trainer = buildTrainer({ ...DEFAULT_CONFIG, model, batchSize }, engine.name);
+  const trainer = buildTrainer({ ...DEFAULT_CONFIG, model, batchSize }, activationBudget(engine, { localWorkers: 1, deviceMemoryGb: null }).bytes);
   try {
     const batch = randomBatch(batchSize);
     const step = () => {

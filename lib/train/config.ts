@@ -64,6 +64,8 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   simulatedLink: string | null;
   /** Largest batch one forward/backward pass takes (null: what fits the engine's memory). */
   microBatch: number | null;
+  /** Memory each worker's activations may take, in GB (null: from the device where the engine can tell). */
+  deviceMemoryGb: number | null;
   /** Dropout rate in the WideResNets' blocks (the course uses 0.01). */
   dropout: number;
   /** Average BatchNorm statistics across workers (PyTorch's SyncBatchNorm). */
@@ -106,6 +108,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   syncBn: false,
   dropout: 0.01,
   microBatch: null,
+  deviceMemoryGb: null,
   bucketCapMb: 25,
   overlap: true,
   accumulationSteps: 1,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { initEngine, type EngineName } from '../backend/select';
+import { initEngine } from '../backend/select';
 import { gatherBatch, loadFashionMnist, type Split } from '../data/fashion-mnist';
 import type { Communicator } from '../ddp/communicator';
 import { describeLinkModel, parseLinkModel } from '../ddp/links';
@@ -11,7 +11,7 @@ import { setBatchNormSync } from '../models/batch-norm';
 import { createOptimizer } from '../optim/factory';
 import { optimizerSpecOf, type TrainConfig } from './config';
 import type { Outcome, TrainEvent, TrainResult } from './events';
-import { maxMicroBatch } from './memory';
+import { activationBudget, maxMicroBatch } from './memory';
 import { type EpochMetrics, shouldStopEarly } from './metrics';
 import { permutation } from './random';
 import { RunRecord } from './run-record';
@@ -71,11 +71,11 @@ function validate(trainer: Trainer, split: Split, count: number, comm: Communica
 
 /**
  * The model (initial weights from the seed), its optimizer and the micro-batch
- * that fits the engine's memory: what a run of `config` trains with.
+ * that fits `budgetBytes` of activations: what a run of `config` trains with.
  */
-export function buildTrainer(config: TrainConfig, engine: EngineName): Trainer {
+export function buildTrainer(config: TrainConfig, budgetBytes: number): Trainer {
   const model = buildModel(config.model, config.seed, { dropout: config.dropout });
-  const microBatch = Math.min(config.batchSize, config.microBatch ?? maxMicroBatch(engine, activationFloatsPerImage(model)));
+  const microBatch = Math.min(config.batchSize, config.microBatch ?? maxMicroBatch(budgetBytes, activationFloatsPerImage(model)));
   return new Trainer(model, createOptimizer(optimizerSpecOf(config)), microBatch);
 }
 
@@ -92,8 +92,13 @@ export async function trainRank(
   config: TrainConfig, world: World, comm: Communicator, emit: (event: TrainEvent) => void,
 ): Promise<TrainResult> {
   const data = loadFashionMnist({ dataDir: config.dataDir });
-  const engine = await initEngine(config.backend);
-  const trainer = buildTrainer(config, engine.name);
+  const engine = await initEngine(config.backend, { localRank: world.localRank, localWorkers: world.localWorldSize });
+  if (engine.gpu != null) {
+    // Every worker says which GPU it has (the launcher prefixes its workers' lines with their rank).
+    console.log(`${world.launcher === 'builtin' ? '' : `[rank ${world.rank}] `}Device: ${engine.description}`);
+  }
+  const budget = activationBudget(engine, { localWorkers: world.localWorldSize, deviceMemoryGb: config.deviceMemoryGb });
+  const trainer = buildTrainer(config, budget.bytes);
   const { model, microBatch } = trainer;
   setBatchNormSync(config.syncBn ? comm : null);
   broadcastWeights(model, comm);
@@ -126,6 +131,8 @@ export async function trainRank(
     type: 'start', runId: record?.id ?? '', runDir: record?.dir ?? '', engine: engine.description, parameters,
     worldSize: world.worldSize, trainImages: steps * globalBatch, valImages: valCount, stepsPerEpoch: steps, microBatch,
   });
+  for (const reason of engine.skipped) emit({ type: 'log', message: `Engine skipped (--backend auto): ${reason}` });
+  emit({ type: 'log', message: `Memory for activations: ${(budget.bytes / 1e9).toFixed(1)} GB per worker (${budget.source}): passes of at most ${microBatch} images` });
   emit({ type: 'log', message: `Optimizer: ${trainer.optimizer.describe?.() ?? trainer.optimizer.name}; ${schedule.describe()}` });
   if (world.worldSize > 1 || accumulation > 1) {
     const mb = trainer.reducer.bucketBytes.map((b) => (b / 1e6).toFixed(2));

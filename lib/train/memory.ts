@@ -1,16 +1,56 @@
 import * as os from 'node:os';
-import type { EngineName } from '../backend/select';
+import { gpuMemoryBytes } from '../backend/devices';
+import type { Engine } from '../backend/select';
 
-/**
- * Bytes of memory a training step may use for activations, per engine. wasm32
- * addresses at most 4 GB, and its heap never shrinks: keep well below.
- */
-const ACTIVATION_BUDGET: Record<EngineName, () => number> = {
-  wasm: () => 2e9,
-  cpu: () => 2e9,
-  tensorflow: () => Math.min(8e9, os.totalmem() / 4),
-  'tensorflow-gpu': () => 6e9,
-};
+/** Bytes a training step may use for activations, per worker, and where the figure comes from. */
+export interface MemoryBudget {
+  bytes: number;
+  source: string;
+}
+
+const GB = 1e9;
+/** wasm32 addresses at most 4 GB, and its heap never shrinks: keep well below. */
+const WASM_LIMIT = 2 * GB;
+/** Beyond this a CPU gains nothing from a longer pass. */
+const CPU_TENSORFLOW_LIMIT = 8 * GB;
+/** Of a GPU's memory, what activations may take (TensorFlow keeps the rest for weights and its own pools). */
+const GPU_SHARE = 0.7;
+/** Of the machine's RAM, what its workers' activations may take together. */
+const RAM_SHARE = 0.5;
+
+export interface BudgetOptions {
+  /** Workers on this machine: the RAM is theirs together. */
+  localWorkers: number;
+  /** --device-memory-gb: the budget, when given. */
+  deviceMemoryGb: number | null;
+  /** For tests: total RAM and a GPU's memory. */
+  totalMemory?: number;
+  gpuMemory?: (gpu: string) => number | null;
+}
+
+/** The activation budget of one worker on `engine`: from the device where the engine can tell, else from the flag. */
+export function activationBudget(engine: Pick<Engine, 'name' | 'gpu'>, options: BudgetOptions): MemoryBudget {
+  const gb = (bytes: number) => `${(bytes / GB).toFixed(1)} GB`;
+  if (options.deviceMemoryGb != null) return { bytes: options.deviceMemoryGb * GB, source: `--device-memory-gb ${options.deviceMemoryGb}` };
+  const ramShare = (options.totalMemory ?? os.totalmem()) * RAM_SHARE / Math.max(1, options.localWorkers);
+  const ramText = `half of this machine's ${gb(options.totalMemory ?? os.totalmem())} of RAM over ${options.localWorkers} worker${options.localWorkers === 1 ? '' : 's'}`;
+  switch (engine.name) {
+    case 'tensorflow-gpu': {
+      const total = engine.gpu == null ? null : (options.gpuMemory ?? gpuMemoryBytes)(engine.gpu);
+      if (total == null) return { bytes: 4 * GB, source: `GPU memory unknown (nvidia-smi could not tell): 4 GB assumed; set --device-memory-gb` };
+      return { bytes: total * GPU_SHARE, source: `${GPU_SHARE * 100}% of GPU ${engine.gpu}'s ${gb(total)} (nvidia-smi)` };
+    }
+    case 'tensorflow':
+      return ramShare < CPU_TENSORFLOW_LIMIT
+        ? { bytes: ramShare, source: ramText }
+        : { bytes: CPU_TENSORFLOW_LIMIT, source: 'at most 8 GB on a CPU (longer passes gain nothing)' };
+    case 'wasm':
+    case 'cpu':
+      return ramShare < WASM_LIMIT
+        ? { bytes: ramShare, source: ramText }
+        : { bytes: WASM_LIMIT, source: "at most 2 GB: wasm32's 4 GB address space, whose heap never shrinks" };
+  }
+}
 
 /**
  * Saved activations, their gradients and scratch space, per float a layer
@@ -18,10 +58,10 @@ const ACTIVATION_BUDGET: Record<EngineName, () => number> = {
  */
 const BYTES_PER_ACTIVATION_FLOAT = 12;
 
-/** The largest micro-batch whose training step fits the engine's budget. */
-export function maxMicroBatch(engine: EngineName, activationFloatsPerImage: number): number {
+/** The largest micro-batch whose training step fits `budgetBytes`. */
+export function maxMicroBatch(budgetBytes: number, activationFloatsPerImage: number): number {
   const perImage = activationFloatsPerImage * BYTES_PER_ACTIVATION_FLOAT;
-  return Math.max(1, Math.floor(ACTIVATION_BUDGET[engine]() / perImage));
+  return Math.max(1, Math.floor(budgetBytes / perImage));
 }
 
 /** Splits `batch` images into the fewest near-equal micro-batches of at most `max`. */
