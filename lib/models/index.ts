@@ -31,6 +31,8 @@ export const MODELS: Record<ModelName, ModelSpec> = {
 export interface ModelOptions {
   /** Dropout rate inside the WideResNet blocks (the course's 0.01). */
   dropout?: number;
+  /** The WideResNets' channels: input, stem, then the three stages (tests build narrow ones of the same layers). */
+  widths?: readonly number[];
 }
 
 /** Builds a model with PyTorch-style initial weights drawn from `seed`. */
@@ -38,8 +40,8 @@ export function buildModel(name: ModelName, seed: number, options: ModelOptions 
   const dropout = options.dropout ?? 0.01;
   switch (name) {
     case 'cnn': return buildCnn(seed);
-    case 'wideresnet-dw': return buildWideResNet(seed, true, dropout);
-    case 'wideresnet': return buildWideResNet(seed, false, dropout);
+    case 'wideresnet-dw': return buildWideResNet(seed, true, dropout, options.widths);
+    case 'wideresnet': return buildWideResNet(seed, false, dropout, options.widths);
   }
 }
 

@@ -19,7 +19,7 @@ const WIDTHS = [1, 16, 160, 320, 640] as const;
  * `depthwise` groups each 3x3 conv by input channel (PyTorch groups = in),
  * which tfjs writes as a depthwise conv with channel multiplier out/in.
  */
-export function buildWideResNet(seed: number, depthwise: boolean, dropout: number): tf.LayersModel {
+export function buildWideResNet(seed: number, depthwise: boolean, dropout: number, widths: readonly number[] = WIDTHS): tf.LayersModel {
   const init = new SeededInit(seed);
   let layerIndex = 0;
   const nextName = (kind: string) => `${kind}${++layerIndex}`;
@@ -52,7 +52,7 @@ export function buildWideResNet(seed: number, depthwise: boolean, dropout: numbe
     return tf.layers.add({ name: nextName('add') }).apply([main, skip]) as Sym;
   };
 
-  const [c0, c1, c2, c3, c4] = WIDTHS;
+  const [c0, c1, c2, c3, c4] = widths;
   const input = tf.input({ shape: [28, 28, c0], name: 'image' });
   let x = cbr(input, c0, c1);
   x = block(x, c1, c2);
