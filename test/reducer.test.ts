@@ -73,6 +73,10 @@ describe('bucket assignment (PyTorch DDP: reverse parameter order, a size cap, a
 
   it('0 MB gives one bucket of everything (the naive algorithm); a parameter above the cap gets a bucket of its own', () => {
     assert.equal(assignBuckets([5, 6, 7], 0).length, 1);
+    // Cap 0 is one bucket however big: the first bucket's 1 MiB does not apply.
+    const whole = assignBuckets([300_000, 5, 300_000], 0);
+    assert.deepEqual(whole.map((b) => b.params), [[2, 1, 0]]);
+    assert.deepEqual(whole[0].offsets, [0, 300_000, 300_005]);
     const big = assignBuckets([10, 1_000_000, 10], 1);
     assert.deepEqual(big.map((b) => b.params), [[2], [1], [0]]);
     assert.throws(() => assignBuckets([1], -1), /non-negative/);

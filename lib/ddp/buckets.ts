@@ -26,7 +26,8 @@ export function assignBuckets(sizes: number[], capMb: number): BucketPlan[] {
   const capBytes = capMb === 0 ? Infinity : capMb * MIB;
   const buckets: BucketPlan[] = [];
   let current: BucketPlan = { params: [], offsets: [], floats: 0 };
-  const limit = () => (buckets.length === 0 ? Math.min(FIRST_BUCKET_BYTES, capBytes) : capBytes);
+  // Cap 0 is one bucket however big: the first bucket's 1 MiB does not apply to it.
+  const limit = () => (buckets.length === 0 && capMb > 0 ? Math.min(FIRST_BUCKET_BYTES, capBytes) : capBytes);
   for (let p = sizes.length - 1; p >= 0; p--) {
     if (current.params.length > 0 && (current.floats + sizes[p]) * 4 > limit()) {
       buckets.push(current);
