@@ -12,8 +12,8 @@ const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-cli-'));
 const runsDir = path.join(tmp, 'runs');
 
-function cli(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, '--runs-dir', runsDir, ...args], { encoding: 'utf8', cwd: ROOT });
+function cli(args: string[], timeout?: number) {
+  const result = spawnSync(process.execPath, [CLI, '--runs-dir', runsDir, ...args], { encoding: 'utf8', cwd: ROOT, timeout });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -47,6 +47,24 @@ describe('the fashion-mnist command', () => {
       assert.match(stderr, message);
       assert.doesNotMatch(stdout, /Engine:/);
       assert.ok(!fs.existsSync(runsDir) || fs.readdirSync(runsDir).length === 0, 'a run folder was created');
+    });
+  }
+
+  const file = path.join(tmp, 'a-file');
+  const badPaths: [string[], RegExp][] = [
+    [['--save', '/etc/passwd/model'], /--save \/etc\/passwd\/model: \/etc\/passwd is a file, not a folder/],
+    [['--runs-dir', '/etc/passwd/x'], /--runs-dir \/etc\/passwd\/x: \/etc\/passwd is a file, not a folder/],
+    [['--runs-dir', '/proc/x'], /--runs-dir \/proc\/x: cannot create \/proc\/x/],
+    [['--save', file], /--save .*a-file: .* is a file; --save takes a folder/],
+  ];
+  for (const [args, message] of badPaths) {
+    it(`refuses ${args.join(' ')} before the data or the engine load, naming the flag and the path`, () => {
+      fs.writeFileSync(file, 'not a folder');
+      const { code, stderr, stdout } = cli([...args, '--epochs', '1'], 30_000);
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, message);
+      assert.doesNotMatch(stderr, /^\s+at /m, 'no stack trace');
+      assert.doesNotMatch(stdout, /Engine:/);
     });
   }
 

@@ -11,9 +11,10 @@ import { CommError } from '../ddp/communicator';
 import { LaunchError, WorkerError } from '../launch/launch';
 import { RendezvousError } from '../ddp/rendezvous';
 import { WorldError, worldFromEnv } from '../ddp/world';
+import { OutputPathError } from '../train/output-paths';
 
 /** Failures with a message written for the user: no stack trace needed. */
-const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError];
+const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError, OutputPathError];
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };

@@ -5,6 +5,7 @@ import { SINGLE_WORLD, worldFromEnv } from '../ddp/world';
 import type { TrainConfig } from '../train/config';
 import type { TrainHooks, TrainResult } from '../train/events';
 import { trainRank } from '../train/loop';
+import { checkOutputPaths } from '../train/output-paths';
 
 export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
 
@@ -17,6 +18,8 @@ export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const emit = hooks.onEvent ?? (() => undefined);
   const world = worldFromEnv();
+  // Rank 0 writes the run record and the model: check where, before anything loads.
+  if ((world?.rank ?? 0) === 0 && world?.launcher !== 'builtin') checkOutputPaths(config);
   if (world != null) {
     const comm = openCommunicator(world, process.env, config.simulatedLink ? parseLinkModel(config.simulatedLink) : null);
     try {
