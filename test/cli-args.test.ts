@@ -31,6 +31,7 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--node-id', '1', { nodeId: 1 }],
   ['--master-addr', '10.0.0.5', { masterAddr: '10.0.0.5' }],
   ['--micro-batch', '16', { microBatch: 16 }],
+  ['--device-memory-gb', '12', { deviceMemoryGb: 12 }],
   ['--dropout', '0', { dropout: 0 }],
   ['--optimizer', 'lars', { optimizer: 'lars' }],
   ['--weight-decay', '0.0005', { weightDecay: 0.0005 }],
@@ -216,6 +217,7 @@ test('optimizer flags: choices, ranges, and settings the chosen optimizer would 
   usageError(['--eps', '0'], '--eps');
   usageError(['--scale-lr', 'cubic'], '--scale-lr', 'linear, sqrt, none');
   usageError(['--optimizer', 'lamb', '--nesterov'], '--nesterov');
+  usageError(['--device-memory-gb', '0'], '--device-memory-gb', 'positive number of gigabytes');
 });
 
 test('--help, -h and --version are reported and win over other problems', () => {

@@ -324,8 +324,8 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     name: 'device-memory-gb',
     field: 'deviceMemoryGb',
     metavar: 'GB',
-    help: "memory each worker's activations may take; sets the largest pass (see --micro-batch)",
-    defaultText: "from the device: 70% of the GPU's memory (nvidia-smi), half the RAM shared by the workers, at most 2 GB on wasm",
+    help: "memory each worker's activations may take, which sets the largest pass (see --micro-batch); from the device: 70% of a GPU's (nvidia-smi), half the RAM over the machine's workers, at most 2 GB on wasm",
+    defaultText: 'from the device',
     parse: (raw, flag) => {
       const n = toNumber(raw);
       if (!(n > 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a positive number of gigabytes (got '${raw}')`);
