@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
 import { readRun } from '../lib/train/run-record';
 import { readSavedWeights } from '../lib/train/save';
 import { train } from '../lib/launch/train';
-import { waitUntilGone } from './support/processes';
+import { runToEnd, waitUntilGone } from './support/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -215,14 +215,8 @@ describe('data-parallel training: one worker process per device', () => {
     it('two nodes (--num-nodes 2 --node-id 0/1) over TCP train exactly like one node with 2 workers over shared memory', async () => {
       const port = await freePort();
       const save = path.join(tmp, 'two-nodes');
-      const node = (id: number) => new Promise<{ code: number | null; out: string }>((resolve) => {
-        const child = spawn(process.execPath, [CLI, ...args, '--runs-dir', runsDir, '--no-progress', '--num-nodes', '2', '--node-id', String(id),
-          '--num-gpus', '1', '--master-port', String(port), '--save', save], { cwd: ROOT, env: { ...process.env, FASHION_MNIST_RING_TRANSPORT: 'tcp' } });
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-        child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-        child.on('exit', (code) => resolve({ code, out }));
-      });
+      const node = (id: number) => runToEnd(process.execPath, [CLI, ...args, '--runs-dir', runsDir, '--no-progress', '--num-nodes', '2', '--node-id', String(id),
+        '--num-gpus', '1', '--master-port', String(port), '--save', save], { cwd: ROOT, env: { ...process.env, FASHION_MNIST_RING_TRANSPORT: 'tcp' } });
       const [n0, n1] = await Promise.all([node(0), node(1)]);
       assert.equal(n0.code, 0, n0.out);
       assert.equal(n1.code, 0, n1.out);

@@ -6,13 +6,13 @@
  * multi-GPU machine.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { gpuOfLocalRank, parseVisibleDevices, prepareTensorflowEnv, visibleGpus } from '../lib/backend/devices';
 import { freePort } from '../lib/launch/launch';
+import { runToEnd } from './support/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -31,13 +31,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}, standIn = true): Promi
     base.PATH = `${path.join(STAND_IN, 'bin')}${path.delimiter}${process.env.PATH}`;
   }
   for (const k of Object.keys(base)) if (base[k] === undefined) delete base[k];
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--runs-dir', path.join(tmp, 'runs')], { cwd: ROOT, env: base });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('exit', (code) => resolve({ code, out }));
-  });
+  return runToEnd(process.execPath, [CLI, ...args, '--runs-dir', path.join(tmp, 'runs')], { cwd: ROOT, env: base });
 }
 
 /** What the stand-in engine saw when it loaded, per line that reported it. */

@@ -7,7 +7,7 @@
  * without them the tests fail and say so.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runToEnd } from './support/processes';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,14 +23,9 @@ const RUNNER = path.join(ROOT, 'dist', 'scripts', 'lessons.js');
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-lessons-'));
 const notebooks = lessonNotebooks();
 
-function runRunner(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [RUNNER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
-    child.on('exit', (code) => resolve({ code, output }));
-  });
+async function runRunner(args: string[]): Promise<{ code: number | null; output: string }> {
+  const { code, out } = await runToEnd(process.execPath, [RUNNER, ...args], { cwd: ROOT });
+  return { code, output: out };
 }
 
 /** What the runner said about failures, for assertion messages: its summary and the hooks' FAILED lines. */

@@ -4,7 +4,7 @@
  * the machine cannot make namespaces (not root, no iproute2).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,6 +13,7 @@ import { DEFAULT_CONFIG } from '../lib/train/config';
 import { readRun } from '../lib/train/run-record';
 import { readSavedWeights } from '../lib/train/save';
 import { train } from '../lib/launch/train';
+import { runToEnd } from './support/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -31,21 +32,15 @@ const skip = check.status === 0 ? false : `two nodes need network namespaces her
 /** Runs node 0 in NAME-a and node 1 in NAME-b; returns node 0's run folder. */
 async function twoNodes(label: string, extra: string[], port: number) {
   const save = path.join(tmp, `${label}.weights`);
-  const node = (id: number) => new Promise<{ code: number | null; out: string; runsDir: string }>((resolve) => {
-    const runsDir = path.join(tmp, `${label}-runs-${id}`);
-    const child = spawn('ip', ['netns', 'exec', `${NAME}-${id === 0 ? 'a' : 'b'}`, process.execPath, CLI, ...args, ...extra,
-      '--num-nodes', '2', '--node-id', String(id), '--num-gpus', '1', '--master-addr', `10.77.${SUBNET}.1`,
-      '--master-port', String(port), '--runs-dir', runsDir, ...(id === 0 ? ['--save', save] : [])], { cwd: ROOT });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('exit', (code) => resolve({ code, out, runsDir }));
-  });
+  const runsDir = (id: number) => path.join(tmp, `${label}-runs-${id}`);
+  const node = (id: number) => runToEnd('ip', ['netns', 'exec', `${NAME}-${id === 0 ? 'a' : 'b'}`, process.execPath, CLI, ...args, ...extra,
+    '--num-nodes', '2', '--node-id', String(id), '--num-gpus', '1', '--master-addr', `10.77.${SUBNET}.1`,
+    '--master-port', String(port), '--runs-dir', runsDir(id), ...(id === 0 ? ['--save', save] : [])], { cwd: ROOT });
   const [n0, n1] = await Promise.all([node(0), node(1)]);
   assert.equal(n0.code, 0, n0.out + n1.out);
   assert.equal(n1.code, 0, n1.out);
-  const [id] = fs.readdirSync(n0.runsDir);
-  const metrics = readRun(path.join(n0.runsDir, id)).epochs[0];
+  const [id] = fs.readdirSync(runsDir(0));
+  const metrics = readRun(path.join(runsDir(0), id)).epochs[0];
   return { metrics, weights: readSavedWeights(save) };
 }
 

@@ -7,6 +7,16 @@ import * as os from 'node:os';
 
 export type Env = Record<string, string | undefined>;
 
+/** Whether an optional package (tfjs-node-gpu) is installed, without loading it. */
+export function isInstalled(pkg: string): boolean {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The GPUs a process may use, as entries CUDA_VISIBLE_DEVICES accepts (indices or UUIDs). */
 export interface GpuListing {
   gpus: string[];

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice } from '../train/config';
 import { registerWasmTrainingKernels } from './wasm-kernels/index';
-import { gpuOfLocalRank, prepareTensorflowEnv, visibleGpus } from './devices';
+import { gpuOfLocalRank, isInstalled, prepareTensorflowEnv, visibleGpus } from './devices';
 
 export type EngineName = Exclude<BackendChoice, 'auto'>;
 
@@ -53,13 +53,7 @@ type Started = Omit<Engine, 'skipped'>;
  * TensorFlow then cannot use it (it would run on the CPU without a word).
  */
 function startTensorflowGpu(options: EngineOptions): Started {
-  let resolved = true;
-  try {
-    require.resolve('@tensorflow/tfjs-node-gpu');
-  } catch {
-    resolved = false;
-  }
-  if (!resolved) {
+  if (!isInstalled('@tensorflow/tfjs-node-gpu')) {
     throw new BackendError('tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed. Install it with "npm install @tensorflow/tfjs-node-gpu" ' +
       `(needs internet; then ${GPU_REQUIREMENTS}), or choose --backend wasm`);
   }

@@ -123,6 +123,17 @@ function nonNegativeNumber(raw: string, flag: string): number {
   return n;
 }
 
+/** A parser for a finite amount of `unit` (e.g. megabytes), positive or, with `zero`, non-negative. */
+function amountOf(unit: string, zero: boolean) {
+  return (raw: string, flag: string): number => {
+    const n = toNumber(raw);
+    if (!((zero ? n >= 0 : n > 0) && Number.isFinite(n))) {
+      throw new UsageError(`${flag} must be a ${zero ? 'non-negative' : 'positive'} number of ${unit} (got '${raw}')`);
+    }
+    return n;
+  };
+}
+
 function positiveNumber(raw: string, flag: string): number {
   const n = toNumber(raw);
   if (!(n > 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a number > 0 (got '${raw}')`);
@@ -326,22 +337,14 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     metavar: 'GB',
     help: "memory each worker's activations may take, which sets the largest pass (see --micro-batch); from the device: 70% of a GPU's (nvidia-smi), half the RAM over the machine's workers, at most 2 GB on wasm",
     defaultText: 'from the device',
-    parse: (raw, flag) => {
-      const n = toNumber(raw);
-      if (!(n > 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a positive number of gigabytes (got '${raw}')`);
-      return n;
-    },
+    parse: amountOf('gigabytes', false),
   }),
   valueFlag({
     name: 'bucket-cap-mb',
     field: 'bucketCapMb',
     metavar: 'MB',
     help: "gradient buckets of at most MB megabytes, each all-reduced as soon as the backward pass has filled it (PyTorch's bucket_cap_mb); 0: one bucket after the whole backward pass",
-    parse: (raw, flag) => {
-      const n = toNumber(raw);
-      if (!(n >= 0 && Number.isFinite(n))) throw new UsageError(`${flag} must be a non-negative number of megabytes (got '${raw}')`);
-      return n;
-    },
+    parse: amountOf('megabytes', true),
   }),
   valueFlag({
     name: 'accumulation-steps',

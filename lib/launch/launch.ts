@@ -7,7 +7,7 @@ import type { TrainConfig } from '../train/config';
 import type { TrainHooks, TrainResult } from '../train/events';
 import type { StartMessage, WorkerMessage } from './messages';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from '../ddp/world';
-import { type GpuListing, gpuOfLocalRank, visibleGpus } from '../backend/devices';
+import { type GpuListing, gpuOfLocalRank, isInstalled, visibleGpus } from '../backend/devices';
 
 export class LaunchError extends Error {
   override name = 'LaunchError';
@@ -42,35 +42,28 @@ export function compiledEntry(file: string): string {
  */
 function gpuListing(config: Pick<TrainConfig, 'backend'>): GpuListing | null {
   if (config.backend !== 'tensorflow-gpu' && config.backend !== 'auto') return null;
-  try {
-    require.resolve('@tensorflow/tfjs-node-gpu');
-  } catch {
+  if (!isInstalled('@tensorflow/tfjs-node-gpu')) {
     return config.backend === 'tensorflow-gpu' ? { gpus: [], source: '@tensorflow/tfjs-node-gpu is not installed' } : null;
   }
   const listing = visibleGpus();
   return listing.gpus.length === 0 && config.backend === 'auto' ? null : listing;
 }
 
-function gpuCount(config: Pick<TrainConfig, 'backend'>): number | null {
-  return gpuListing(config)?.gpus.length ?? null;
-}
-
 /** Devices one node can give workers: its GPUs when tfjs-node-gpu is in play, else its CPU cores. */
-export function availableDevices(config: Pick<TrainConfig, 'backend'>): { count: number; kind: 'GPUs' | 'CPU cores' } {
-  const gpus = gpuCount(config);
-  return gpus != null ? { count: gpus, kind: 'GPUs' } : { count: os.availableParallelism(), kind: 'CPU cores' };
+export function availableDevices(config: Pick<TrainConfig, 'backend'>): { count: number; kind: 'GPUs' | 'CPU cores'; gpus: GpuListing | null } {
+  const gpus = gpuListing(config);
+  return gpus != null ? { count: gpus.gpus.length, kind: 'GPUs', gpus } : { count: os.availableParallelism(), kind: 'CPU cores', gpus };
 }
 
 /** Refuses more workers than devices unless oversubscription was asked for. */
 export function checkDevices(config: TrainConfig): { gpus: GpuListing | null } {
-  const listing = gpuListing(config);
-  const { count: available, kind } = availableDevices(config);
+  const { count: available, kind, gpus } = availableDevices(config);
   if (config.numGpus > available && !config.oversubscribe) {
-    const where = listing != null ? `, ${listing.source}` : '';
+    const where = gpus != null ? `, ${gpus.source}` : '';
     throw new LaunchError(`--num-gpus ${config.numGpus} asks for more devices than this machine has (${available} ${kind}${where}): ` +
       `lower --num-gpus, or add --oversubscribe to share devices (for teaching only: the workers then compete and the speed-up is not real)`);
   }
-  return { gpus: listing != null && listing.gpus.length > 0 ? listing : null };
+  return { gpus: gpus != null && gpus.gpus.length > 0 ? gpus : null };
 }
 
 export function freePort(): Promise<number> {

@@ -32,8 +32,9 @@ export interface BudgetOptions {
 export function activationBudget(engine: Pick<Engine, 'name' | 'gpu'>, options: BudgetOptions): MemoryBudget {
   const gb = (bytes: number) => `${(bytes / GB).toFixed(1)} GB`;
   if (options.deviceMemoryGb != null) return { bytes: options.deviceMemoryGb * GB, source: `--device-memory-gb ${options.deviceMemoryGb}` };
-  const ramShare = (options.totalMemory ?? os.totalmem()) * RAM_SHARE / Math.max(1, options.localWorkers);
-  const ramText = `half of this machine's ${gb(options.totalMemory ?? os.totalmem())} of RAM over ${options.localWorkers} worker${options.localWorkers === 1 ? '' : 's'}`;
+  const ram = options.totalMemory ?? os.totalmem();
+  const ramShare = ram * RAM_SHARE / Math.max(1, options.localWorkers);
+  const ramText = `half of this machine's ${gb(ram)} of RAM over ${options.localWorkers} worker${options.localWorkers === 1 ? '' : 's'}`;
   switch (engine.name) {
     case 'tensorflow-gpu': {
       const total = engine.gpu == null ? null : (options.gpuMemory ?? gpuMemoryBytes)(engine.gpu);

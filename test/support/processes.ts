@@ -2,6 +2,7 @@
  * The processes a test started, found through /proc: everything whose command line names a marker
  * (a folder only that test uses), and all their descendants.
  */
+import { spawn, type SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 
 export interface ProcessInfo {
@@ -60,4 +61,15 @@ export async function waitUntilGone(pids: number[], ms: number): Promise<number[
   const deadline = Date.now() + ms;
   while (Date.now() < deadline && pids.some(isAlive)) await new Promise((r) => setTimeout(r, 100));
   return pids.filter(isAlive);
+}
+
+/** Runs a command to its end and gives its exit code and everything it printed, stdout and stderr interleaved. */
+export function runToEnd(command: string, args: string[], options: SpawnOptions = {}): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('exit', (code) => resolve({ code, out }));
+  });
 }
