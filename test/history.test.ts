@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -7,6 +8,8 @@ import { EXPERIMENT_FILE, experimentRows, runExperiment, type Experiment } from 
 import { EARLIER, THIS_RUN, earlierRuns, overlayChart, overlayRows, whenLabel, type EarlierExperiment } from '../lib/lessons/history';
 import { compileVegaLite, lineChart, lineFigure, renderSvg } from '../lib/plot';
 import type { TrainConfig } from '../lib/train/config';
+import { listCheckpoints } from '../lib/train/checkpoint-file';
+import { readRun } from '../lib/train/run-record';
 
 const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-history-'));
 after(() => fs.rmSync(runsDir, { recursive: true, force: true }));
@@ -160,5 +163,60 @@ describe('lineChart strokeDash', () => {
     const encoding = lineChart(dashed).encoding as Record<string, unknown>;
     assert.deepEqual(encoding.strokeDash, { field: 'when', type: 'nominal', title: 'when', scale: { domain: ['now', 'before'], range: [[1, 0], [6, 4]] } });
     assert.deepEqual(lineFigure(dashed).data.map((t) => [t.name, t.line, t.opacity]), [['a', undefined, undefined], ['b', { dash: 'dash' }, 0.5]]);
+  });
+});
+
+describe('an experiment cell rerun after an interrupt', () => {
+  const settings: Partial<TrainConfig> = { ...tiny, trainSubset: 1024, epochs: 3, baseLr: 0.05, momentum: 0.9 };
+  const lesson = 'resume-test';
+
+  /** The experiment in a process of its own, killed (SIGKILL: no end recorded) once epoch 1 is checkpointed. */
+  async function killedAfterEpoch1(label: string): Promise<string> {
+    const lib = path.join(__dirname, '..', 'lib', 'lessons', 'experiment.js');
+    const script = `require(${JSON.stringify(lib)}).runExperiment(${JSON.stringify(label)}, ${JSON.stringify(settings)}, { lesson: ${JSON.stringify(lesson)} })`;
+    const before = new Set(fs.readdirSync(runsDir));
+    const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    for (const deadline = Date.now() + 60_000; ;) {
+      assert.ok(Date.now() < deadline, 'no checkpoint of epoch 1 within a minute');
+      const dir = fs.readdirSync(runsDir).find((name) => !before.has(name));
+      if (dir != null && listCheckpoints(path.join(runsDir, dir)).length > 0) {
+        child.kill('SIGKILL');
+        await exited;
+        return path.join(runsDir, dir);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('continues its run from the checkpoint, says so, and ends where an uninterrupted run ends', async () => {
+    const straight = await runExperiment('straight', settings, { lesson });
+    const killed = await killedAfterEpoch1('interrupted one');
+    const shown = earlierRuns({ runsDir, lesson, label: 'interrupted one' });
+    assert.deepEqual(shown.map((e) => e.outcome), ['interrupted']);
+    assert.match(overlayRows([], shown).map((r) => String(r.run))[0], /^interrupted one \(\d\d:\d\d, \d+ \w+, interrupted\)$/);
+    const logged: string[] = [];
+    const log = console.log;
+    console.log = (...args: unknown[]) => { logged.push(args.join(' ')); };
+    let rerun: Experiment;
+    try {
+      rerun = await runExperiment('interrupted one', settings, { lesson });
+    } finally {
+      console.log = log;
+    }
+    assert.equal(rerun.runDir, killed);
+    assert.match(logged.join('\n'), /interrupted one: continuing its interrupted run from the checkpoint of epoch 1 .*resume: false/);
+    assert.deepEqual(rerun.epochs.map((e) => e.valAccuracy), straight.epochs.map((e) => e.valAccuracy));
+    assert.deepEqual(rerun.epochs.map((e) => e.trainLoss), straight.epochs.map((e) => e.trainLoss));
+    assert.equal(earlierRuns({ runsDir, lesson, label: 'interrupted one' })[0].outcome, 'completed');
+  });
+
+  it('starts afresh with resume: false, or when a setting changed', async () => {
+    const killed = await killedAfterEpoch1('fresh one');
+    const fresh = await runExperiment('fresh one', settings, { lesson, resume: false });
+    assert.notEqual(fresh.runDir, killed);
+    const changed = await runExperiment('fresh one', { ...settings, baseLr: 0.02 }, { lesson });
+    assert.notEqual(changed.runDir, killed);
+    assert.equal(readRun(killed).end, null);
   });
 });

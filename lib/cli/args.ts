@@ -20,6 +20,8 @@ export class UsageError extends Error {
 
 export interface ParsedArgs {
   config: TrainConfig;
+  /** The fields the command line set (the rest are defaults): what --resume checks against the run. */
+  given: Set<keyof TrainConfig>;
   help: boolean;
   version: boolean;
 }
@@ -389,6 +391,21 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     },
   }),
   valueFlag({
+    name: 'resume',
+    field: 'resume',
+    metavar: 'RUN',
+    help: "continue a run (its folder, or its id under --runs-dir) from its last checkpoint, with its settings; --epochs may extend it, a flag that would change what it computes is refused",
+    defaultText: 'a new run',
+    parse: nonEmpty,
+  }),
+  valueFlag({
+    name: 'max-restarts',
+    field: 'maxRestarts',
+    metavar: 'N',
+    help: "when a worker dies, stop the others and restart all of them from the last checkpoint, up to N times (torchrun's --max-restarts; the built-in launcher on one node)",
+    parse: nonNegativeInt,
+  }),
+  valueFlag({
     name: 'runs-dir',
     field: 'runsDir',
     metavar: 'DIR',
@@ -408,6 +425,7 @@ const SWITCHES = [
   { names: ['--warmup-per-iteration'], help: 'raise the learning rate every step of the warmup (Goyal et al.), not every epoch (the course)' },
   { names: ['--no-overlap'], help: 'start the gradient buckets\' all-reduces after the backward pass, not during it (to measure what overlap buys)' },
   { names: ['--oversubscribe'], help: 'allow more workers than devices (teaching only: they share cores, so the speed-up is not real)' },
+  { names: ['--keep-checkpoints'], help: "keep every epoch's checkpoint in the run folder, not only the last" },
 ] as const;
 
 const KNOWN_FLAGS: readonly string[] = [
@@ -464,8 +482,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
     progress: DEFAULT_CONFIG.progress, syncBn: DEFAULT_CONFIG.syncBn, oversubscribe: DEFAULT_CONFIG.oversubscribe,
     overlap: DEFAULT_CONFIG.overlap,
     nesterov: DEFAULT_CONFIG.nesterov, gradAveraging: DEFAULT_CONFIG.gradAveraging, amsgrad: DEFAULT_CONFIG.amsgrad,
-    warmupPerIteration: DEFAULT_CONFIG.warmupPerIteration,
+    warmupPerIteration: DEFAULT_CONFIG.warmupPerIteration, keepCheckpoints: DEFAULT_CONFIG.keepCheckpoints,
   };
+  const given = new Set<keyof TrainConfig>();
   const raw = new Map<ValueFlag, string>();
   let firstError: UsageError | undefined;
   const fail = (error: UsageError) => {
@@ -484,6 +503,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
 
     const isSwitch = SWITCHES.some((s) => (s.names as readonly string[]).includes(name));
     if (isSwitch) {
+      const switchField = SWITCH_FIELDS.find(([, flagName]) => flagName === name)?.[0];
+      if (switchField !== undefined) given.add(switchField);
       if (inline !== undefined) {
         fail(new UsageError(`${name} takes no value (got '${token}')`));
       } else if (name === '-h' || name === '--help') {
@@ -504,6 +525,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
         switches.amsgrad = true;
       } else if (name === '--warmup-per-iteration') {
         switches.warmupPerIteration = true;
+      } else if (name === '--keep-checkpoints') {
+        switches.keepCheckpoints = true;
       } else {
         switches.oversubscribe = true;
       }
@@ -526,9 +549,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
       i++;
     }
     raw.set(flag, value);
+    given.add(flag.field);
   }
 
-  if (help || version) return { config: { ...DEFAULT_CONFIG }, help, version };
+  if (help || version) return { config: { ...DEFAULT_CONFIG }, given: new Set(), help, version };
   if (firstError !== undefined) throw firstError;
 
   const config: TrainConfig = { ...DEFAULT_CONFIG, ...switches };
@@ -541,6 +565,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
       `--node-id must be less than --num-nodes, as nodes count from 0 (got --node-id ${config.nodeId} with --num-nodes ${config.numNodes})`,
     );
   }
+  if (config.maxRestarts > 0 && config.numNodes > 1) {
+    throw new UsageError('--max-restarts restarts the workers of one node (--num-nodes 1); across nodes, ' +
+      "let the scheduler restart the job (a SLURM requeue) with --resume RUN, the run's folder on a filesystem every node sees");
+  }
   try {
     const spec = optimizerSpecOf(config);
     createOptimizer(spec).dispose();
@@ -549,7 +577,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (e instanceof OptimizerConfigError) throw new UsageError(e.message);
     throw e;
   }
-  return { config, help, version };
+  return { config, given, help, version };
 }
 
 const HELP_WIDTH = 80;
@@ -608,6 +636,7 @@ const SWITCH_FIELDS: readonly [keyof TrainConfig, string, boolean][] = [
   ['progress', '--no-progress', false], ['syncBn', '--sync-bn', true], ['oversubscribe', '--oversubscribe', true],
   ['overlap', '--no-overlap', false], ['nesterov', '--nesterov', true],
   ['gradAveraging', '--grad-averaging', true], ['amsgrad', '--amsgrad', true], ['warmupPerIteration', '--warmup-per-iteration', true],
+  ['keepCheckpoints', '--keep-checkpoints', true],
 ];
 
 /** The configuration field a flag sets (`--num-gpus` -> numGpus), or null for flags that set none. */
@@ -615,6 +644,13 @@ export function flagField(flag: string): keyof TrainConfig | null {
   const value = VALUE_FLAGS.find((f) => `--${f.name}` === flag);
   if (value) return value.field;
   return SWITCH_FIELDS.find(([, name]) => name === flag)?.[0] ?? null;
+}
+
+/** The flag that sets a configuration field (numGpus -> --num-gpus; a switch by its name). */
+export function fieldFlag(field: keyof TrainConfig): string {
+  const value = VALUE_FLAGS.find((f) => f.field === field);
+  if (value) return `--${value.name}`;
+  return SWITCH_FIELDS.find(([f]) => f === field)?.[1] ?? String(field);
 }
 
 export function configToArgv(config: TrainConfig): string[] {

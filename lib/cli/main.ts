@@ -12,9 +12,12 @@ import { LaunchError, WorkerError } from '../launch/launch';
 import { RendezvousError } from '../ddp/rendezvous';
 import { WorldError, worldFromEnv } from '../ddp/world';
 import { OutputPathError } from '../train/output-paths';
+import { CheckpointError } from '../train/checkpoint-file';
+import { ResumeError, resumeConfig } from '../train/resume';
+import { InterruptedError } from '../train/stop-signals';
 
 /** Failures with a message written for the user: no stack trace needed. */
-const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError, OutputPathError];
+const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError, OutputPathError, ResumeError, CheckpointError];
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -75,7 +78,16 @@ async function main(argv: string[]): Promise<number> {
     console.log(version());
     return 0;
   }
-  const { config } = parsed;
+  let config;
+  try {
+    config = resumeConfig(parsed.config, parsed.given);
+  } catch (e) {
+    if (e instanceof ResumeError) {
+      console.error(`fashion-mnist: error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
   // Under mpirun, srun or torchrun every rank runs this command; rank 0 speaks.
   const leader = (worldFromEnv()?.rank ?? 0) === 0;
   if (leader) console.log(`Model: ${config.model}: ${MODELS[config.model].summary}`);
@@ -84,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
     const result = await train(config, { onEvent: reporter(showProgress) });
     return result.outcome === 'diverged' ? 3 : 0;
   } catch (e) {
-    if (e instanceof WorkerError && e.rank === -1) {
+    if ((e instanceof WorkerError && e.rank === -1) || e instanceof InterruptedError) {
       console.error(`fashion-mnist: ${e.message}`);
       return 130;
     }

@@ -4,7 +4,9 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TrainConfig } from '../train/config';
-import type { TrainHooks, TrainResult } from '../train/events';
+import type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
+import { listCheckpoints } from '../train/checkpoint-file';
+import { writeEnd } from '../train/run-record';
 import type { StartMessage, WorkerMessage } from './messages';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from '../ddp/world';
 import { type GpuListing, gpuOfLocalRank, isInstalled, visibleGpus } from '../backend/devices';
@@ -103,19 +105,23 @@ function relay(stream: NodeJS.ReadableStream | null, rank: number, out: NodeJS.W
 const KILL_GRACE_MS = 3000;
 const ECHO_GRACE_MS = 2000;
 
+/** How a group of workers ended: rank 0's result, or the failure that stopped them. */
+type GroupEnd = { result: Omit<TrainResult, 'model'> | null; replicas: TrainResult['replicas']; failure: WorkerError | null };
+
 /**
  * Starts one worker process per local device (ranks nodeId x numGpus + i)
- * and supervises them: events stream to `hooks`, output is relayed with a
+ * and supervises them: events stream to `emit`, output is relayed with a
  * rank prefix, and the first failure (an error, a crash, a signal) or an
- * interrupt stops every worker and rejects with that worker's error.
+ * interrupt stops every worker. Resolves once every worker has exited.
  */
-export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
-  const { gpus } = checkDevices(config);
+async function runWorkerGroup(
+  config: TrainConfig, gpus: GpuListing | null, restart: number, emit: (event: TrainEvent) => void,
+  onWorkers: (pids: number[]) => void,
+): Promise<GroupEnd> {
   const entry = compiledEntry('worker-main.js');
   const worldSize = config.numGpus * config.numNodes;
   const masterAddr = config.masterAddr ?? DEFAULT_MASTER_ADDR;
   const masterPort = config.masterPort ?? (config.numNodes > 1 ? DEFAULT_MASTER_PORT : await freePort());
-  const emit = hooks.onEvent ?? (() => undefined);
 
   const children: ChildProcess[] = [];
   let failure: WorkerError | null = null;
@@ -139,7 +145,7 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
       }
       return;
     }
-    failure = new WorkerError(rank, `rank ${rank} failed: ${message}`);
+    failure = new WorkerError(rank, rank === -1 ? 'training was interrupted: every worker was stopped' : `rank ${rank} failed: ${message}`);
     echo = null;
     stopAll();
   };
@@ -151,6 +157,8 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
       FASHION_MNIST_LAUNCHER: 'builtin',
       RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(localRank), LOCAL_WORLD_SIZE: String(config.numGpus),
       MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
+      // torchrun's name for the attempt: 0 first, k after the k-th restart.
+      TORCHELASTIC_RESTART_COUNT: String(restart),
     };
     // Worker i gets the i-th GPU this process may use (the parent's CUDA_VISIBLE_DEVICES, in its order).
     if (gpus) env.CUDA_VISIBLE_DEVICES = gpuOfLocalRank(gpus, localRank).gpu;
@@ -197,7 +205,7 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
     });
   });
 
-  hooks.onWorkers?.(children.map((c) => c.pid ?? -1));
+  onWorkers(children.map((c) => c.pid ?? -1));
   const onInterrupt = () => fail(-1, 'interrupted');
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
@@ -207,14 +215,53 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onInterrupt);
   }
-  if (failure != null) {
-    const error = failure as WorkerError;
-    if (error.rank === -1) throw new WorkerError(-1, 'training was interrupted: every worker was stopped');
-    throw error;
+  return { result, replicas, failure };
+}
+
+/** "the checkpoint of epoch 3", or what a restart starts from without one. */
+function restartPoint(runDir: string | null): string {
+  const latest = runDir != null ? listCheckpoints(runDir)[0] : undefined;
+  return latest != null ? `the checkpoint of epoch ${latest.epoch}` : 'the start (no epoch had completed)';
+}
+
+/**
+ * Runs the workers of one node; with --max-restarts N, a worker's failure (not an interrupt) stops
+ * the group and starts all of its workers again from the run's last checkpoint, up to N times,
+ * as torchrun does. A run that ends in failure or an interrupt gets its end.json from here, since
+ * rank 0 may have died without writing one.
+ */
+export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
+  const { gpus } = checkDevices(config);
+  const emit = hooks.onEvent ?? (() => undefined);
+  let runDir: string | null = config.resume;
+  const watch = (event: TrainEvent) => {
+    if (event.type === 'start' && event.runDir !== '') runDir = event.runDir;
+    emit(event);
+  };
+  for (let restart = 0; ; restart++) {
+    const attempt = restart === 0 ? config : { ...config, resume: runDir };
+    const end = await runWorkerGroup(attempt, gpus, restart, watch, hooks.onWorkers ?? (() => undefined));
+    const failure = end.failure;
+    if (failure == null) {
+      if (end.result == null) {
+        if (config.nodeId === 0) throw new LaunchError('the workers finished without a result from rank 0');
+        return { runId: '', runDir: '', epochs: [], outcome: 'completed', diverged: null, model: null, replicas: end.replicas };
+      }
+      return { ...end.result, model: null, replicas: end.replicas };
+    }
+    const interrupted = failure.rank === -1;
+    if (interrupted || restart >= config.maxRestarts) {
+      if (runDir != null && config.nodeId === 0) {
+        const tries = restart > 0 ? ` (after ${restart} restart${restart > 1 ? 's' : ''})` : '';
+        writeEnd(runDir, { outcome: interrupted ? 'interrupted' : 'failed', message: `${failure.message}${tries}` });
+        const kept = listCheckpoints(runDir)[0];
+        if (kept != null) failure.message += `${tries}; the checkpoint of epoch ${kept.epoch} is kept: continue with --resume ${runDir}`;
+      }
+      throw failure;
+    }
+    emit({
+      type: 'log',
+      message: `${failure.message}; restarting all ${config.numGpus} workers from ${restartPoint(runDir)} (restart ${restart + 1} of ${config.maxRestarts})`,
+    });
   }
-  if (result == null) {
-    if (config.nodeId === 0) throw new LaunchError('the workers finished without a result from rank 0');
-    return { runId: '', runDir: '', epochs: [], outcome: 'completed', diverged: null, model: null, replicas };
-  }
-  return { ...(result as Omit<TrainResult, 'model'>), model: null, replicas };
 }

@@ -6,6 +6,7 @@ import type { TrainConfig } from '../train/config';
 import type { TrainHooks, TrainResult } from '../train/events';
 import { trainRank } from '../train/loop';
 import { checkOutputPaths } from '../train/output-paths';
+import { resumeConfig } from '../train/resume';
 
 export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
 
@@ -13,11 +14,14 @@ export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
  * Trains with the course script's semantics. One device: in this process.
  * Several (`numGpus` x `numNodes` > 1): one worker process per device,
  * started here, gradients averaged every step. Inside a process started by
- * a launcher (RANK/WORLD_SIZE, mpirun, srun): as that rank.
+ * a launcher (RANK/WORLD_SIZE, mpirun, srun): as that rank. With
+ * `resume`, the run continues from its last checkpoint.
  */
-export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+export async function train(requested: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const emit = hooks.onEvent ?? (() => undefined);
   const world = worldFromEnv();
+  // --resume: the run's own settings, checked before anything loads.
+  const config = resumeConfig(requested);
   // Rank 0 writes the run record and the model: check where, before anything loads.
   if ((world?.rank ?? 0) === 0 && world?.launcher !== 'builtin') checkOutputPaths(config);
   if (world != null) {
@@ -29,6 +33,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       comm.close();
     }
   }
-  if (config.numGpus * config.numNodes > 1) return launchWorkers(config, hooks);
+  // --max-restarts needs a supervisor, even for one worker.
+  if (config.numGpus * config.numNodes > 1 || config.maxRestarts > 0) return launchWorkers(config, hooks);
   return trainRank(config, SINGLE_WORLD, new SoloCommunicator(), emit);
 }

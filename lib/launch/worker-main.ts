@@ -9,6 +9,7 @@ import { parseLinkModel } from '../ddp/links';
 import { trainRank } from '../train/loop';
 import type { StartMessage, WorkerMessage } from './messages';
 import { injectFaults } from './faults';
+import { finishOpenRecords } from '../train/run-record';
 
 function send(message: WorkerMessage): Promise<void> {
   return new Promise((resolve) => {
@@ -17,8 +18,12 @@ function send(message: WorkerMessage): Promise<void> {
   });
 }
 
-// The launcher went away (killed, interrupted): stop at once, leave nothing behind.
-process.on('disconnect', () => process.exit(1));
+// The launcher went away (killed, interrupted): stop at once, leave nothing behind, and say so in
+// the run's end.json (rank 0 holds the record).
+process.on('disconnect', () => {
+  finishOpenRecords({ outcome: 'interrupted', message: 'the launcher went away (killed?): the workers stopped' });
+  process.exit(1);
+});
 
 process.once('message', (message: StartMessage) => {
   const world = worldFromEnv();

@@ -5,7 +5,10 @@ import { checkDevices } from '../launch/launch';
 import { trainingProgress } from '../plot/progress';
 import { DEFAULT_CONFIG, type TrainConfig } from '../train/config';
 import type { EpochMetrics } from '../train/metrics';
-import { train } from '../launch/train';
+import { train, type TrainEvent } from '../launch/train';
+import { listCheckpoints } from '../train/checkpoint-file';
+import { resumeConfig } from '../train/resume';
+import { isUnfinished, readRun } from '../train/run-record';
 
 /** One labelled training run of a lesson. */
 export interface Experiment {
@@ -28,6 +31,47 @@ export const EXPERIMENT_FILE = 'experiment.json';
 export interface ExperimentOptions {
   /** The lesson the run belongs to, so that later runs of the lesson can find it. */
   lesson?: string;
+  /**
+   * Continue this experiment's last run when it was interrupted or crashed, from its checkpoint,
+   * if its settings are the same (default true); false starts afresh.
+   */
+  resume?: boolean;
+}
+
+/**
+ * The newest run of this experiment (lesson and label) that ended without finishing (interrupted,
+ * crashed, or cut off) and can be continued with `config`: same settings, a checkpoint, epochs left.
+ */
+export function unfinishedRun(label: string, lesson: string | null, config: TrainConfig): { runDir: string; epoch: number } | null {
+  const runsDir = path.resolve(config.runsDir);
+  let names: string[];
+  try {
+    names = fs.readdirSync(runsDir);
+  } catch {
+    return null;
+  }
+  const candidates = names
+    .map((name) => path.join(runsDir, name))
+    .filter((dir) => {
+      try {
+        const tag = JSON.parse(fs.readFileSync(path.join(dir, EXPERIMENT_FILE), 'utf8')) as ExperimentTag;
+        return tag.label === label && (tag.lesson ?? null) === lesson && isUnfinished(readRun(dir).end);
+      } catch {
+        return false;
+      }
+    })
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  for (const runDir of candidates) {
+    const epoch = listCheckpoints(runDir)[0]?.epoch;
+    if (epoch == null) continue;
+    try {
+      resumeConfig({ ...config, resume: runDir });
+      return { runDir, epoch };
+    } catch {
+      // other settings, or nothing left to train: not this experiment's run
+    }
+  }
+  return null;
 }
 
 /**
@@ -75,15 +119,22 @@ export async function runExperiment(
     ? [first, (second ?? {}) as Partial<TrainConfig>, third ?? {}]
     : [first.label, first.settings, (second ?? {}) as ExperimentOptions];
   const config = lessonConfig(settings);
+  const tag: ExperimentTag = { label, lesson: options.lesson ?? null };
+  const unfinished = options.resume === false ? null : unfinishedRun(label, tag.lesson, config);
+  if (unfinished != null) {
+    console.log(`${label}: continuing its interrupted run from the checkpoint of epoch ${unfinished.epoch} ` +
+      `(${path.basename(unfinished.runDir)}); pass { resume: false } with the lesson's tag to start it afresh`);
+  }
   const progress = trainingProgress(config.epochs, { label });
+  // Tagged as soon as the run has a folder, so that a rerun after an interrupt finds it.
+  const onEvent = (event: TrainEvent) => {
+    if (event.type === 'start' && event.runDir !== '') fs.writeFileSync(path.join(event.runDir, EXPERIMENT_FILE), JSON.stringify(tag, null, 2) + '\n');
+    progress.onEvent(event);
+  };
   try {
-    const result = await train(config, { onEvent: progress.onEvent }).catch((error: unknown) => {
+    const result = await train(unfinished != null ? { ...config, resume: unfinished.runDir } : config, { onEvent }).catch((error: unknown) => {
       throw inNotebookTerms(error);
     });
-    if (result.runDir !== '') {
-      const tag: ExperimentTag = { label, lesson: options.lesson ?? null };
-      fs.writeFileSync(path.join(result.runDir, EXPERIMENT_FILE), JSON.stringify(tag, null, 2) + '\n');
-    }
     return { label, config, epochs: result.epochs, outcome: result.outcome, diverged: result.diverged, runDir: result.runDir };
   } finally {
     progress.close();

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { lineChart, type AxisField } from '../plot/charts';
 import type { VegaLiteSpec } from '../plot/types';
 import { DEFAULT_CONFIG } from '../train/config';
-import { readRun } from '../train/run-record';
+import { outcomeOf, readRun } from '../train/run-record';
 import { EXPERIMENT_FILE, experimentRows, type Experiment, type ExperimentTag } from './experiment';
 
 /** An experiment read back from its run folder. */
@@ -41,7 +41,7 @@ function readExperiment(runDir: string): EarlierExperiment | null {
       lesson: tag.lesson ?? null,
       config: info.config,
       epochs,
-      outcome: end?.outcome ?? 'unfinished',
+      outcome: outcomeOf(end),
       diverged: at ? { epoch: Number(at[1]), step: Number(at[2]) } : null,
       runDir,
       startedAt: info.startedAt,
@@ -101,7 +101,8 @@ export function whenLabel(startedAt: string): string {
 export function overlayRows(current: Experiment[], earlier: (Experiment & { startedAt: string })[]): Record<string, string | number>[] {
   const names = new Set(current.map((e) => e.label));
   const renamed = earlier.map((e) => {
-    const base = `${e.label} (${whenLabel(e.startedAt)})`;
+    const ended = e.outcome === 'interrupted' || e.outcome === 'failed' ? `, ${e.outcome}` : '';
+    const base = `${e.label} (${whenLabel(e.startedAt)}${ended})`;
     let name = base;
     for (let n = 2; names.has(name); n++) name = `${base} #${n}`;
     names.add(name);

@@ -62,10 +62,32 @@ export class SeededDropout extends StockDropoutClass {
     super(args);
   }
 
+  /** Masks drawn so far: the layer's random state, kept in checkpoints. */
+  get callCount(): number {
+    return this.calls;
+  }
+
+  set callCount(calls: number) {
+    if (!Number.isSafeInteger(calls) || calls < 0) throw new RangeError(`${this.name}: a call count must be a non-negative integer (got ${calls})`);
+    this.calls = calls;
+  }
+
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     if (kwargs['training'] !== true || this.rate <= 0) return tf.clone(x);
     const call = this.calls++;
     return tf.tidy(() => seededDropout(x, this.rate, this.baseSeed, call));
   }
+}
+
+/** The call counts of a model's seeded dropout layers, in layer order. */
+export function dropoutCalls(model: tf.LayersModel): number[] {
+  return model.layers.filter((l): l is SeededDropout => l instanceof SeededDropout).map((l) => l.callCount);
+}
+
+/** Sets them back (from a checkpoint), so that the next masks are the ones an uninterrupted run draws. */
+export function setDropoutCalls(model: tf.LayersModel, calls: readonly number[]): void {
+  const layers = model.layers.filter((l): l is SeededDropout => l instanceof SeededDropout);
+  if (layers.length !== calls.length) throw new RangeError(`${calls.length} dropout call counts for a model with ${layers.length} dropout layers`);
+  layers.forEach((layer, i) => { layer.callCount = calls[i]; });
 }

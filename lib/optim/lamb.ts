@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireMomentSettings } from './errors';
-import { bothPositive, checkStepArguments, l2Norm, ratioOrOne, zerosLike, type Optimizer } from './optimizer';
+import { bothPositive, checkStateGroups, checkStepArguments, l2Norm, ratioOrOne, variablesFrom, zerosLike, type Optimizer } from './optimizer';
 
 export interface LambOptions {
   /** Default 0.9. */
@@ -75,6 +75,22 @@ export class Lamb implements Optimizer {
   /** Steps taken so far (t of the bias correction). */
   get steps(): number {
     return this.t;
+  }
+
+  counters(): Record<string, number> {
+    return { t: this.t };
+  }
+
+  loadState(tensors: tf.Tensor[], counters: Record<string, number>): void {
+    this.dispose();
+    checkStateGroups('lamb', tensors, 2);
+    const t = counters.t ?? 0;
+    if (!Number.isInteger(t) || t < 0 || (t === 0) !== (tensors.length === 0)) throw new RangeError(`lamb: a saved step count of ${t} does not fit ${tensors.length} tensors`);
+    this.t = t;
+    if (tensors.length === 0) return;
+    const n = tensors.length / 2;
+    const all = variablesFrom(tensors);
+    this.moments = { m: all.slice(0, n), v: all.slice(n) };
   }
 
   describe(): string {

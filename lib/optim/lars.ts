@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNonNegative, requirePositive, requireUnitInterval } from './errors';
-import { bothPositive, checkStepArguments, l2Norm, ratioOrOne, zerosLike, type Optimizer } from './optimizer';
+import { bothPositive, checkStepArguments, l2Norm, ratioOrOne, variablesFrom, zerosLike, type Optimizer } from './optimizer';
 
 export interface LarsOptions {
   /** Default 0.9. */
@@ -60,6 +60,15 @@ export class Lars implements Optimizer {
   /** The momentum buffer v of each tensor. */
   state(): tf.Tensor[] {
     return this.velocities ?? [];
+  }
+
+  counters(): Record<string, number> {
+    return {};
+  }
+
+  loadState(tensors: tf.Tensor[]): void {
+    this.dispose();
+    this.velocities = tensors.length === 0 ? null : variablesFrom(tensors);
   }
 
   describe(): string {

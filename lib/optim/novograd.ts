@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireMomentSettings } from './errors';
-import { checkStepArguments, zerosLike, type Optimizer } from './optimizer';
+import { checkStateGroups, checkStepArguments, variablesFrom, zerosLike, type Optimizer } from './optimizer';
 
 export interface NovoGradOptions {
   /** Default 0.95. */
@@ -77,6 +77,20 @@ export class NovoGrad implements Optimizer {
   state(): tf.Tensor[] {
     if (this.moments == null) return [];
     return [...this.moments.m, ...this.moments.v, ...this.moments.vMax];
+  }
+
+  counters(): Record<string, number> {
+    return {};
+  }
+
+  loadState(tensors: tf.Tensor[]): void {
+    this.dispose();
+    if (tensors.length === 0) return;
+    const parts = this.amsgrad ? 3 : 2;
+    checkStateGroups('novograd', tensors, parts);
+    const n = tensors.length / parts;
+    const all = variablesFrom(tensors);
+    this.moments = { m: all.slice(0, n), v: all.slice(n, 2 * n), vMax: all.slice(2 * n) };
   }
 
   describe(): string {

@@ -9,8 +9,12 @@ export interface Optimizer {
   readonly name: string;
   /** One update; `grads[i]` belongs to `params[i]`. The caller keeps (and disposes) `grads`. */
   step(params: tf.Variable[], grads: tf.Tensor[], lr: number): void;
-  /** Tensors of state, for checks that all workers agree. */
+  /** Tensors of state (empty before the first step), for checkpoints and for checks that all workers agree. */
   state(): tf.Tensor[];
+  /** Counters of state that are not tensors (LAMB's step count), for checkpoints. */
+  counters(): Record<string, number>;
+  /** Takes over state saved from `state()` and `counters()` of an optimizer with the same settings (copies the tensors). */
+  loadState(tensors: tf.Tensor[], counters: Record<string, number>): void;
   dispose(): void;
   /** One line for the log, e.g. "novograd (beta1 0.95, beta2 0, eps 1e-8, weight decay 0, grad averaging)". */
   describe?(): string;
@@ -47,4 +51,16 @@ export function ratioOrOne(num: tf.Tensor, den: tf.Tensor, usable: tf.Tensor): t
 /** Zero-filled variables shaped like `like`, not trainable. */
 export function zerosLike(like: readonly tf.Tensor[]): tf.Variable[] {
   return like.map((t) => tf.variable(tf.zerosLike(t), false));
+}
+
+/** Variables holding copies of `tensors` (the optimizer's own, not trainable). */
+export function variablesFrom(tensors: readonly tf.Tensor[]): tf.Variable[] {
+  return tensors.map((t) => tf.variable(t.clone(), false));
+}
+
+/** Throws unless a saved state's tensors split into `parts` equal groups (m, v, ...). */
+export function checkStateGroups(name: string, tensors: readonly tf.Tensor[], parts: number): void {
+  if (tensors.length % parts !== 0) {
+    throw new RangeError(`${name}: a saved state of ${tensors.length} tensors does not split into ${parts} equal groups`);
+  }
 }

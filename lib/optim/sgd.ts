@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNonNegative, requireUnitInterval, OptimizerConfigError } from './errors';
-import { checkStepArguments, type Optimizer } from './optimizer';
+import { checkStepArguments, type Optimizer, variablesFrom } from './optimizer';
 
 export interface SgdOptions {
   momentum: number;
@@ -61,6 +61,16 @@ export class Sgd implements Optimizer {
 
   state(): tf.Tensor[] {
     return this.buffers ?? [];
+  }
+
+  counters(): Record<string, number> {
+    return {};
+  }
+
+  /** The momentum buffers, or none (before the first step, or without momentum). */
+  loadState(tensors: tf.Tensor[]): void {
+    this.dispose();
+    this.buffers = tensors.length === 0 ? null : variablesFrom(tensors);
   }
 
   describe(): string {

@@ -70,6 +70,12 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   dropout: number;
   /** Average BatchNorm statistics across workers (PyTorch's SyncBatchNorm). */
   syncBn: boolean;
+  /** A run folder (or a run id under runsDir) to continue from its last checkpoint (null: a new run). */
+  resume: string | null;
+  /** Times the launcher restarts all workers from the last checkpoint when one dies (torchrun's --max-restarts). */
+  maxRestarts: number;
+  /** Keep every epoch's checkpoint, not only the last. */
+  keepCheckpoints: boolean;
 }
 
 /** An optimizer spec's settings, without its name. */
@@ -113,6 +119,9 @@ export const DEFAULT_CONFIG: TrainConfig = {
   overlap: true,
   accumulationSteps: 1,
   simulatedLink: null,
+  resume: null,
+  maxRestarts: 0,
+  keepCheckpoints: false,
 };
 
 /** The optimizer part of a configuration. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../backend/select';
 import { gatherBatch, loadFashionMnist, type Split } from '../data/fashion-mnist';
@@ -14,7 +15,10 @@ import type { Outcome, TrainEvent, TrainResult } from './events';
 import { activationBudget, maxMicroBatch } from './memory';
 import { type EpochMetrics, shouldStopEarly } from './metrics';
 import { permutation } from './random';
-import { RunRecord } from './run-record';
+import { loadCheckpoint, restoreCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint';
+import { resumeConfig } from './resume';
+import { readRun, RunRecord } from './run-record';
+import { InterruptedError, watchStopSignals } from './stop-signals';
 import { saveModel } from './save';
 import { LearningRateSchedule } from './schedule';
 import { shardBatches, stepsPerEpoch } from './sampler';
@@ -59,6 +63,24 @@ function fingerprint(tensors: tf.Tensor[]): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+/**
+ * Every rank loads the checkpoint itself (the run folder must be visible to all); rank 0's epoch
+ * and file digest are broadcast so that ranks that read different files stop, rather than train
+ * different replicas.
+ */
+function checkSameCheckpoint(checkpoint: Checkpoint | null, comm: Communicator): void {
+  if (comm.size === 1) return;
+  const digest = checkpoint == null ? 'none' : `${checkpoint.header.epoch}:${checkpoint.header.savedAt}`;
+  const hash = createHash('sha256').update(digest).digest();
+  const mine = Float32Array.from([checkpoint?.header.epoch ?? 0, hash.readUIntLE(0, 3), hash.readUIntLE(3, 3)]);
+  const leaders = mine.slice();
+  comm.broadcast(leaders, 0);
+  if (leaders.some((v, i) => v !== mine[i])) {
+    throw new RangeError(`rank ${comm.rank} read ${checkpoint == null ? 'no checkpoint' : `the checkpoint of epoch ${checkpoint.header.epoch} (${checkpoint.file})`}, ` +
+      `rank 0 one of epoch ${leaders[0]}: every rank must see the same run folder (a filesystem shared by the nodes) to resume`);
+  }
+}
+
 /** Loss and accuracy over the validation set, each rank taking every N-th image. */
 function validate(trainer: Trainer, split: Split, count: number, comm: Communicator): { loss: number; accuracy: number } {
   const mine = Int32Array.from({ length: Math.ceil((count - comm.rank) / comm.size) }, (_, i) => comm.rank + i * comm.size);
@@ -89,8 +111,9 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
  * Rank 0 keeps the run record and saves the model.
  */
 export async function trainRank(
-  config: TrainConfig, world: World, comm: Communicator, emit: (event: TrainEvent) => void,
+  requested: TrainConfig, world: World, comm: Communicator, emit: (event: TrainEvent) => void,
 ): Promise<TrainResult> {
+  const config = resumeConfig(requested);
   const data = loadFashionMnist({ dataDir: config.dataDir });
   const engine = await initEngine(config.backend, { localRank: world.localRank, localWorkers: world.localWorldSize });
   if (engine.gpu != null) {
@@ -100,6 +123,10 @@ export async function trainRank(
   const budget = activationBudget(engine, { localWorkers: world.localWorldSize, deviceMemoryGb: config.deviceMemoryGb });
   const trainer = buildTrainer(config, budget.bytes);
   const { model, microBatch } = trainer;
+  const resumed = config.resume != null ? loadCheckpoint(config.resume) : null;
+  const checkpoint = resumed?.checkpoint ?? null;
+  if (checkpoint != null) restoreCheckpoint(trainer, checkpoint);
+  checkSameCheckpoint(checkpoint, comm);
   setBatchNormSync(config.syncBn ? comm : null);
   broadcastWeights(model, comm);
   trainer.useCommunicator(comm, { bucketCapMb: config.bucketCapMb, overlap: config.overlap });
@@ -124,9 +151,25 @@ export async function trainRank(
     warmupEpochs: config.warmupEpochs, warmupUnit: config.warmupPerIteration ? 'iteration' : 'epoch',
     warmupStartFactor: config.warmupStartFactor ?? undefined,
   });
-  const record = leader
-    ? new RunRecord(config.runsDir, { config, engine: engine.description, parameters, stepsPerEpoch: steps, microBatch, worldSize: world.worldSize })
-    : null;
+  const restart = Number(process.env.TORCHELASTIC_RESTART_COUNT ?? 0);
+  let record: RunRecord | null = null;
+  if (leader && config.resume != null) {
+    const info = readRun(config.resume).info;
+    if (info.microBatch !== microBatch || info.worldSize !== world.worldSize || info.stepsPerEpoch !== steps) {
+      throw new RangeError(`--resume ${config.resume}: the run trained ${info.worldSize} workers x passes of ${info.microBatch} images, ` +
+        `${info.stepsPerEpoch} steps per epoch; now it would be ${world.worldSize} x ${microBatch}, ${steps} steps: ` +
+        `resume with the same number of workers, and --micro-batch ${info.microBatch} if the device's memory differs`);
+    }
+    if (info.engine !== engine.description) {
+      emit({ type: 'log', message: `warning: the run started on ${info.engine} and continues on ${engine.description}: engines round differently, so it will not be bit-identical to an uninterrupted run` });
+    }
+    record = RunRecord.reopen(config.resume, {
+      config, metrics: checkpoint?.header.metrics ?? [], fromEpoch: checkpoint?.header.epoch ?? 0,
+      reason: restart > 0 ? `restart ${restart} of ${config.maxRestarts}` : '--resume', skipped: resumed?.skipped ?? [],
+    });
+  } else if (leader) {
+    record = RunRecord.create(config.runsDir, { config, engine: engine.description, parameters, stepsPerEpoch: steps, microBatch, worldSize: world.worldSize });
+  }
   emit({
     type: 'start', runId: record?.id ?? '', runDir: record?.dir ?? '', engine: engine.description, parameters,
     worldSize: world.worldSize, trainImages: steps * globalBatch, valImages: valCount, stepsPerEpoch: steps, microBatch,
@@ -142,6 +185,15 @@ export async function trainRank(
         `(${mb.join(', ')} MB), ${config.overlap ? 'each all-reduced as soon as the backward pass has filled it' : 'all-reduced after the backward pass (--no-overlap)'}`,
     });
   }
+  if (resumed != null) {
+    for (const skipped of resumed.skipped) emit({ type: 'log', message: `warning: passed over ${skipped.file}: ${skipped.reason}` });
+    emit({
+      type: 'log',
+      message: checkpoint != null
+        ? `Continuing from the checkpoint of epoch ${checkpoint.header.epoch} (${path.basename(checkpoint.file)}): epochs ${checkpoint.header.epoch + 1} to ${config.epochs}`
+        : `No checkpoint in ${config.resume} yet: training it from epoch 1 again`,
+    });
+  }
   if (config.simulatedLink && world.worldSize > 1) {
     emit({ type: 'log', message: `Between workers: a simulated link of ${describeLinkModel(parseLinkModel(config.simulatedLink))} (--simulated-link)` });
   }
@@ -154,14 +206,15 @@ export async function trainRank(
     });
   }
 
-  const epochs: EpochMetrics[] = [];
-  let cumulativeTime = 0;
+  const epochs: EpochMetrics[] = [...(checkpoint?.header.metrics ?? [])];
+  let cumulativeTime = epochs.at(-1)?.cumulativeTime ?? 0;
   let outcome: Outcome = 'completed';
+  const stop = watchStopSignals(world);
   let diverged: TrainResult['diverged'] = null;
   const batchBuffers = { images: new Float32Array(rankBatch * 784), labels: new Int32Array(rankBatch) };
   const datasetIndices = new Int32Array(rankBatch);
   try {
-    for (let epoch = 1; epoch <= config.epochs && outcome === 'completed'; epoch++) {
+    for (let epoch = epochs.length + 1; epoch <= config.epochs && outcome === 'completed'; epoch++) {
       const batches = shardBatches({
         datasetSize: indices.length, numReplicas: world.worldSize, rank: world.rank, batchSize: rankBatch, seed: config.seed, epoch,
       });
@@ -198,6 +251,10 @@ export async function trainRank(
         const elapsed = (performance.now() - started) / 1000;
         emit({ type: 'step', epoch, step: step + 1, steps: batches.length, loss, imagesPerSec: ((step + 1) * globalBatch) / elapsed });
         await yieldToEventLoop();
+        if (stop.requested != null) {
+          const kept = epoch > 1 ? `; the checkpoint of epoch ${epoch - 1} is kept: continue with --resume ${record?.dir ?? ''}` : '';
+          throw new InterruptedError(`training was interrupted (${stop.requested}) in epoch ${epoch}, after step ${step + 1}${kept}`);
+        }
       }
       if (outcome === 'diverged') break;
       comm.barrier();
@@ -212,6 +269,8 @@ export async function trainRank(
         ...(trainer.reducer.timeline ? { timeline: trainer.reducer.timeline } : {}),
       };
       epochs.push(metrics);
+      // The checkpoint first: metrics.jsonl never gets ahead of what a resume can continue from.
+      if (record != null) saveCheckpoint(record.dir, trainer, { runId: record.id, epoch, config, worldSize: world.worldSize, metrics: epochs });
       record?.addEpoch(metrics);
       emit({ type: 'epoch', metrics });
       if (shouldStopEarly(epochs.map((e) => e.valAccuracy), config.targetAccuracy, config.patience)) {
@@ -225,9 +284,15 @@ export async function trainRank(
     }
     record?.finish({ outcome, message: diverged ? `diverged at epoch ${diverged.epoch}, step ${diverged.step}` : undefined });
   } catch (e) {
-    record?.finish({ outcome: 'failed', message: (e as Error).message });
+    try {
+      record?.finish({ outcome: e instanceof InterruptedError ? 'interrupted' : 'failed', message: (e as Error).message });
+    } catch {
+      // A full disk may refuse end.json too: the error that stopped the run is the one to report.
+    }
     trainer.optimizer.dispose();
     throw e;
+  } finally {
+    stop.dispose();
   }
   const replica = {
     weights: fingerprint(model.getWeights()),

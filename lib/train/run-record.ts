@@ -18,9 +18,23 @@ export interface RunInfo {
 
 export interface RunEnd {
   finishedAt: string;
-  /** 'completed' | 'early-stop' | 'diverged' | 'failed' */
+  /** 'completed' | 'early-stop' | 'diverged' | 'failed' | 'interrupted' */
   outcome: string;
   message?: string;
+}
+
+/** One line of `runs/<id>/resumes.jsonl`: the run was continued from a checkpoint. */
+export interface RunResume {
+  /** When the state was loaded and training went on. */
+  at: string;
+  /** Epochs the checkpoint had completed (0: none yet, the run started over). */
+  fromEpoch: number;
+  /** The run's --epochs from then on. */
+  epochs: number;
+  /** '--resume' or 'restart k of n' (the launcher's --max-restarts). */
+  reason: string;
+  /** Newer checkpoints that did not read back whole, and why. */
+  skipped: { file: string; reason: string }[];
 }
 
 function runId(model: string, now: Date): string {
@@ -28,18 +42,62 @@ function runId(model: string, now: Date): string {
   return `${stamp}-${model}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
-/** A run's folder: config first, then one metrics line per epoch, then how it ended. */
+/** Writes a whole file or nothing: a temporary file renamed over the name. */
+export function writeFileAtomic(file: string, text: string): void {
+  const temporary = `${file}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(temporary, text);
+    fs.renameSync(temporary, file);
+  } finally {
+    fs.rmSync(temporary, { force: true });
+  }
+}
+
+const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
+
+/** Records this process has open and not finished: a signal or a lost launcher ends them as interrupted. */
+const openRecords = new Set<RunRecord>();
+
+/**
+ * A run's folder: run.json (the configuration) first, then one metrics line per epoch and a
+ * checkpoint after each, then end.json (how it ended). A folder without end.json is a run that
+ * was interrupted (or is still going).
+ */
 export class RunRecord {
   readonly dir: string;
   readonly id: string;
 
-  constructor(runsDir: string, info: Omit<RunInfo, 'id' | 'startedAt'>) {
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.id = path.basename(dir);
+    openRecords.add(this);
+  }
+
+  /** A new run's folder under `runsDir`. */
+  static create(runsDir: string, info: Omit<RunInfo, 'id' | 'startedAt'>): RunRecord {
     const now = new Date();
-    this.id = runId(info.config.model, now);
-    this.dir = path.resolve(runsDir, this.id);
-    fs.mkdirSync(this.dir, { recursive: true });
-    const full: RunInfo = { id: this.id, startedAt: now.toISOString(), ...info };
-    fs.writeFileSync(path.join(this.dir, 'run.json'), JSON.stringify(full, null, 2) + '\n');
+    const id = runId(info.config.model, now);
+    const dir = path.resolve(runsDir, id);
+    fs.mkdirSync(dir, { recursive: true });
+    const full: RunInfo = { id, startedAt: now.toISOString(), ...info };
+    fs.writeFileSync(path.join(dir, 'run.json'), json(full));
+    return new RunRecord(dir);
+  }
+
+  /**
+   * An existing run's folder, continued from a checkpoint: its metrics become the checkpoint's
+   * (epochs after it are trained again), its end is removed, the resume is logged, and run.json
+   * takes the new target (--epochs, --target-accuracy, --patience).
+   */
+  static reopen(dir: string, resume: { config: TrainConfig; metrics: EpochMetrics[] } & Omit<RunResume, 'at' | 'epochs'>): RunRecord {
+    const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunInfo;
+    const { epochs, targetAccuracy, patience } = resume.config;
+    writeFileAtomic(path.join(dir, 'run.json'), json({ ...info, config: { ...info.config, epochs, targetAccuracy, patience } }));
+    writeFileAtomic(path.join(dir, 'metrics.jsonl'), resume.metrics.map((m) => JSON.stringify(m) + '\n').join(''));
+    fs.rmSync(path.join(dir, 'end.json'), { force: true });
+    const line: RunResume = { at: new Date().toISOString(), fromEpoch: resume.fromEpoch, epochs, reason: resume.reason, skipped: resume.skipped };
+    fs.appendFileSync(path.join(dir, 'resumes.jsonl'), JSON.stringify(line) + '\n');
+    return new RunRecord(dir);
   }
 
   addEpoch(metrics: EpochMetrics): void {
@@ -47,13 +105,43 @@ export class RunRecord {
   }
 
   finish(end: Omit<RunEnd, 'finishedAt'>): void {
-    const full: RunEnd = { finishedAt: new Date().toISOString(), ...end };
-    fs.writeFileSync(path.join(this.dir, 'end.json'), JSON.stringify(full, null, 2) + '\n');
+    openRecords.delete(this);
+    writeEnd(this.dir, end);
   }
 }
 
+/** Writes a run folder's end.json. */
+export function writeEnd(dir: string, end: Omit<RunEnd, 'finishedAt'>): void {
+  const full: RunEnd = { finishedAt: new Date().toISOString(), ...end };
+  writeFileAtomic(path.join(dir, 'end.json'), json(full));
+}
+
+/**
+ * Ends every record this process still has open (on a signal, or when the launcher is gone):
+ * best effort, since the process is about to exit.
+ */
+export function finishOpenRecords(end: Omit<RunEnd, 'finishedAt'>): void {
+  for (const record of [...openRecords]) {
+    try {
+      record.finish(end);
+    } catch {
+      // Nothing more can be done for it; the folder without end.json reads as interrupted.
+    }
+  }
+}
+
+/** A run that did not finish: no end recorded (killed), or ended by an interrupt or a failure. */
+export function isUnfinished(end: RunEnd | null): boolean {
+  return end == null || end.outcome === 'interrupted' || end.outcome === 'failed';
+}
+
+/** How a run ended, for tables and legends: its outcome, or 'interrupted' when it recorded no end. */
+export function outcomeOf(end: RunEnd | null): string {
+  return end?.outcome ?? 'interrupted';
+}
+
 /** Reads a run folder back (for notebooks and tests). */
-export function readRun(dir: string): { info: RunInfo; epochs: EpochMetrics[]; end: RunEnd | null } {
+export function readRun(dir: string): { info: RunInfo; epochs: EpochMetrics[]; end: RunEnd | null; resumes: RunResume[] } {
   const info = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunInfo;
   const metricsPath = path.join(dir, 'metrics.jsonl');
   const epochs = fs.existsSync(metricsPath)
@@ -61,5 +149,9 @@ export function readRun(dir: string): { info: RunInfo; epochs: EpochMetrics[]; e
     : [];
   const endPath = path.join(dir, 'end.json');
   const end = fs.existsSync(endPath) ? (JSON.parse(fs.readFileSync(endPath, 'utf8')) as RunEnd) : null;
-  return { info, epochs, end };
+  const resumesPath = path.join(dir, 'resumes.jsonl');
+  const resumes = fs.existsSync(resumesPath)
+    ? fs.readFileSync(resumesPath, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as RunResume)
+    : [];
+  return { info, epochs, end, resumes };
 }
