@@ -17,7 +17,7 @@ function usageError(argv: string[], ...fragments: string[]): void {
 }
 
 test('no arguments give the default config', () => {
-  assert.deepEqual(parseArgs([]), { config: DEFAULT_CONFIG, help: false, version: false });
+  assert.deepEqual(parseArgs([]), { config: DEFAULT_CONFIG, given: new Set(), help: false, version: false });
   assert.notEqual(parseArgs([]).config, DEFAULT_CONFIG, 'the default must be copied, not shared');
 });
 
@@ -52,6 +52,8 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--bucket-cap-mb', '0.5', { bucketCapMb: 0.5 }],
   ['--accumulation-steps', '4', { accumulationSteps: 4 }],
   ['--simulated-link', '1gbit,0.5ms', { simulatedLink: '1gbit,0.5ms' }],
+  ['--resume', 'runs/20261201-120000-cnn-ab12', { resume: 'runs/20261201-120000-cnn-ab12' }],
+  ['--max-restarts', '3', { maxRestarts: 3 }],
 ];
 
 /** Flags that only some optimizers read, each with one that does. */
@@ -79,10 +81,23 @@ for (const [flag, value, expected] of EVERY_FLAG) {
   });
 }
 
-test('all flags together', () => {
-  const argv = EVERY_FLAG.flatMap(([flag, value]) => [flag, value]);
-  const want = Object.assign({ ...DEFAULT_CONFIG }, ...EVERY_FLAG.map(([, , e]) => e), { progress: false, syncBn: true, oversubscribe: true, overlap: false });
-  assert.deepEqual(parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe', '--no-overlap']).config, want);
+test('all flags together (--max-restarts is for one node: tested below)', () => {
+  const together = EVERY_FLAG.filter(([flag]) => flag !== '--max-restarts');
+  const argv = together.flatMap(([flag, value]) => [flag, value]);
+  const switches = { progress: false, syncBn: true, oversubscribe: true, overlap: false, keepCheckpoints: true };
+  const want = Object.assign({ ...DEFAULT_CONFIG }, ...together.map(([, , e]) => e), switches);
+  const parsed = parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe', '--no-overlap', '--keep-checkpoints']);
+  assert.deepEqual(parsed.config, want);
+  assert.deepEqual([...parsed.given].sort(), Object.keys(Object.assign({}, ...together.map(([, , e]) => e), switches)).sort());
+});
+
+test('the flags given are told apart from defaults (what --resume checks)', () => {
+  assert.deepEqual([...parseArgs(['--epochs', '3', '--no-progress', '--momentum', '0.9']).given].sort(), ['epochs', 'momentum', 'progress']);
+});
+
+test('--max-restarts restarts one node\'s workers: across nodes it names the scheduler\'s requeue and --resume', () => {
+  usageError(['--max-restarts', '2', '--num-nodes', '2'], '--max-restarts', '--resume');
+  assert.equal(parseArgs(['--max-restarts', '0', '--num-nodes', '2']).config.maxRestarts, 0);
 });
 
 test('--master-port must be a TCP port', () => {
@@ -221,9 +236,9 @@ test('optimizer flags: choices, ranges, and settings the chosen optimizer would 
 });
 
 test('--help, -h and --version are reported and win over other problems', () => {
-  assert.deepEqual(parseArgs(['--help']), { config: DEFAULT_CONFIG, help: true, version: false });
+  assert.deepEqual(parseArgs(['--help']), { config: DEFAULT_CONFIG, given: new Set(), help: true, version: false });
   assert.equal(parseArgs(['-h']).help, true);
-  assert.deepEqual(parseArgs(['--version']), { config: DEFAULT_CONFIG, help: false, version: true });
+  assert.deepEqual(parseArgs(['--version']), { config: DEFAULT_CONFIG, given: new Set(), help: false, version: true });
   assert.equal(parseArgs(['--num-gpus', '8', '--bogus', '--help']).help, true);
   assert.equal(parseArgs(['--epochs', '0', '--version']).version, true);
 });
