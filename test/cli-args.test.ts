@@ -54,6 +54,7 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--simulated-link', '1gbit,0.5ms', { simulatedLink: '1gbit,0.5ms' }],
   ['--resume', 'runs/20261201-120000-cnn-ab12', { resume: 'runs/20261201-120000-cnn-ab12' }],
   ['--max-restarts', '3', { maxRestarts: 3 }],
+  ['--run-id', 'job-4711.0', { runId: 'job-4711.0' }],
 ];
 
 /** Flags that only some optimizers read, each with one that does. */
@@ -89,6 +90,11 @@ test('all flags together (--max-restarts is for one node: tested below)', () => 
   const parsed = parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe', '--no-overlap', '--keep-checkpoints']);
   assert.deepEqual(parsed.config, want);
   assert.deepEqual([...parsed.given].sort(), Object.keys(Object.assign({}, ...together.map(([, , e]) => e), switches)).sort());
+});
+
+test('--run-id takes a folder name, not a path', () => {
+  usageError(['--run-id', '../x'], '--run-id', "letters, digits, '.', '_' and '-'");
+  usageError(['--run-id', '.hidden'], '--run-id');
 });
 
 test('the flags given are told apart from defaults (what --resume checks)', () => {

@@ -56,6 +56,7 @@ describe('the fashion-mnist command', () => {
     [['--runs-dir', '/etc/passwd/x'], /--runs-dir \/etc\/passwd\/x: \/etc\/passwd is a file, not a folder/],
     [['--runs-dir', '/proc/x'], /--runs-dir \/proc\/x: cannot create \/proc\/x/],
     [['--save', file], /--save .*a-file: .* is a file; --save takes a folder/],
+    [['--runs-dir', tmp, '--run-id', 'a-file'], /--run-id a-file: .*a-file exists already; continue that run with --resume a-file, or choose another name/],
   ];
   for (const [args, message] of badPaths) {
     it(`refuses ${args.join(' ')} before the data or the engine load, naming the flag and the path`, () => {

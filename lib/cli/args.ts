@@ -391,6 +391,17 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     },
   }),
   valueFlag({
+    name: 'run-id',
+    field: 'runId',
+    metavar: 'NAME',
+    help: "name the run's folder under --runs-dir (letters, digits, . _ -), e.g. a scheduler's job id, so that a requeued job can find it with --resume NAME",
+    defaultText: 'date-model-random',
+    parse: (raw, flag) => {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(raw)) throw new UsageError(`${flag} takes letters, digits, '.', '_' and '-', starting with a letter or digit (got '${raw}')`);
+      return raw;
+    },
+  }),
+  valueFlag({
     name: 'resume',
     field: 'resume',
     metavar: 'RUN',

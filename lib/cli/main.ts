@@ -13,7 +13,7 @@ import { RendezvousError } from '../ddp/rendezvous';
 import { WorldError, worldFromEnv } from '../ddp/world';
 import { OutputPathError } from '../train/output-paths';
 import { CheckpointError } from '../train/checkpoint-file';
-import { ResumeError, resumeConfig } from '../train/resume';
+import { ResumeError, resumeConfig } from '../launch/resume';
 import { InterruptedError } from '../train/stop-signals';
 
 /** Failures with a message written for the user: no stack trace needed. */

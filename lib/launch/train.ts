@@ -6,7 +6,8 @@ import type { TrainConfig } from '../train/config';
 import type { TrainHooks, TrainResult } from '../train/events';
 import { trainRank } from '../train/loop';
 import { checkOutputPaths } from '../train/output-paths';
-import { resumeConfig } from '../train/resume';
+import { resumeConfig } from './resume';
+import { loadCheckpoint } from '../train/checkpoint';
 
 export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
 
@@ -20,8 +21,9 @@ export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
 export async function train(requested: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const emit = hooks.onEvent ?? (() => undefined);
   const world = worldFromEnv();
-  // --resume: the run's own settings, checked before anything loads.
+  // --resume: the run's own settings and a checkpoint that reads back, checked before anything loads.
   const config = resumeConfig(requested);
+  if (config.resume != null && (world?.rank ?? 0) === 0) loadCheckpoint(config.resume);
   // Rank 0 writes the run record and the model: check where, before anything loads.
   if ((world?.rank ?? 0) === 0 && world?.launcher !== 'builtin') checkOutputPaths(config);
   if (world != null) {

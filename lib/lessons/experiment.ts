@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG, type TrainConfig } from '../train/config';
 import type { EpochMetrics } from '../train/metrics';
 import { train, type TrainEvent } from '../launch/train';
 import { listCheckpoints } from '../train/checkpoint-file';
-import { resumeConfig } from '../train/resume';
+import { resumeConfig } from '../launch/resume';
 import { isUnfinished, readRun } from '../train/run-record';
 
 /** One labelled training run of a lesson. */

@@ -144,19 +144,19 @@ export interface SkippedCheckpoint {
 }
 
 /**
- * The newest checkpoint of the run folder that reads back whole, with the newer ones that did
- * not (and why), or null when there is none at all.
+ * The newest checkpoint of the run folder that reads back whole (null when none does), with the
+ * newer ones that did not, and why.
  */
 export function readLatestCheckpoint<H extends CheckpointHeaderBase>(runDir: string): {
-  file: string; header: H; values: Float32Array[]; skipped: SkippedCheckpoint[];
-} | { file: null; skipped: SkippedCheckpoint[] } {
+  found: { file: string; header: H; values: Float32Array[] } | null; skipped: SkippedCheckpoint[];
+} {
   const skipped: SkippedCheckpoint[] = [];
   for (const { file } of listCheckpoints(runDir)) {
     try {
-      return { file, ...decodeCheckpoint<H>(fs.readFileSync(file)), skipped };
+      return { found: { file, ...decodeCheckpoint<H>(fs.readFileSync(file)) }, skipped };
     } catch (e) {
       skipped.push({ file, reason: e instanceof CheckpointError ? e.message : errorText(e) });
     }
   }
-  return { file: null, skipped };
+  return { found: null, skipped };
 }

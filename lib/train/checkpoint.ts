@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { dropoutCalls, setDropoutCalls } from '../models/dropout';
 import type { TrainConfig } from './config';
-import { type CheckpointHeaderBase, encodeCheckpoint, readLatestCheckpoint, type SkippedCheckpoint, type TensorEntry, writeCheckpoint } from './checkpoint-file';
+import * as path from 'node:path';
+import { CheckpointError, type CheckpointHeaderBase, encodeCheckpoint, readLatestCheckpoint, type SkippedCheckpoint, type TensorEntry, writeCheckpoint } from './checkpoint-file';
 import type { EpochMetrics } from './metrics';
 import type { Trainer } from './trainer';
 
@@ -50,11 +51,18 @@ export function saveCheckpoint(runDir: string, trainer: Trainer, state: {
   return writeCheckpoint(runDir, state.epoch, bytes, { keepAll: state.config.keepCheckpoints });
 }
 
-/** The newest whole checkpoint of a run folder (null: none yet), with the damaged newer ones passed over. */
+/**
+ * The newest whole checkpoint of a run folder (null: none yet, the run starts over), with the
+ * damaged newer ones passed over. Throws when there are checkpoints but none reads back whole:
+ * starting over would throw away work the user may still recover.
+ */
 export function loadCheckpoint(runDir: string): { checkpoint: Checkpoint | null; skipped: SkippedCheckpoint[] } {
-  const found = readLatestCheckpoint<CheckpointHeader>(runDir);
-  if (found.file == null) return { checkpoint: null, skipped: found.skipped };
-  return { checkpoint: { file: found.file, header: found.header, values: found.values }, skipped: found.skipped };
+  const { found, skipped } = readLatestCheckpoint<CheckpointHeader>(runDir);
+  if (found == null && skipped.length > 0) {
+    throw new CheckpointError(`no checkpoint in ${runDir} reads back whole (${skipped.map((s) => `${path.basename(s.file)}: ${s.reason}`).join('; ')}); ` +
+      'restore the file from a copy, or start a new run without --resume');
+  }
+  return { checkpoint: found, skipped };
 }
 
 /** Puts a checkpoint's weights, optimizer state and dropout state into a trainer built from the same configuration. */

@@ -70,6 +70,8 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   dropout: number;
   /** Average BatchNorm statistics across workers (PyTorch's SyncBatchNorm). */
   syncBn: boolean;
+  /** The run's folder name under runsDir (null: date, model and a random suffix), e.g. a scheduler's job id. */
+  runId: string | null;
   /** A run folder (or a run id under runsDir) to continue from its last checkpoint (null: a new run). */
   resume: string | null;
   /** Times the launcher restarts all workers from the last checkpoint when one dies (torchrun's --max-restarts). */
@@ -119,6 +121,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   overlap: true,
   accumulationSteps: 1,
   simulatedLink: null,
+  runId: null,
   resume: null,
   maxRestarts: 0,
   keepCheckpoints: false,

@@ -16,7 +16,6 @@ import { activationBudget, maxMicroBatch } from './memory';
 import { type EpochMetrics, shouldStopEarly } from './metrics';
 import { permutation } from './random';
 import { loadCheckpoint, restoreCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint';
-import { resumeConfig } from './resume';
 import { readRun, RunRecord } from './run-record';
 import { InterruptedError, watchStopSignals } from './stop-signals';
 import { saveModel } from './save';
@@ -108,12 +107,13 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
  * Trains as one rank of `world` (or alone) with the course script's
  * semantics: each rank its shard, gradients averaged every step, the same SGD
  * update everywhere, validation after every epoch, early stop at the target.
- * Rank 0 keeps the run record and saves the model.
+ * Rank 0 keeps the run record, checkpoints every epoch and saves the model.
+ * With `config.resume` (a run folder, as resumeConfig resolves it) it continues
+ * that run from its last checkpoint.
  */
 export async function trainRank(
-  requested: TrainConfig, world: World, comm: Communicator, emit: (event: TrainEvent) => void,
+  config: TrainConfig, world: World, comm: Communicator, emit: (event: TrainEvent) => void,
 ): Promise<TrainResult> {
-  const config = resumeConfig(requested);
   const data = loadFashionMnist({ dataDir: config.dataDir });
   const engine = await initEngine(config.backend, { localRank: world.localRank, localWorkers: world.localWorldSize });
   if (engine.gpu != null) {

@@ -64,9 +64,16 @@ export function ensureWritableDir(target: string, flag: string, given = target):
   return resolved;
 }
 
-/** Checks --runs-dir and --save (its parent must be writable; the folder itself is made when saving). */
-export function checkOutputPaths(config: Pick<TrainConfig, 'runsDir' | 'save'>): void {
-  ensureWritableDir(config.runsDir, '--runs-dir');
+/**
+ * Checks --runs-dir and --save (its parent must be writable; the folder itself is made when saving),
+ * and that a new run named with --run-id does not exist yet.
+ */
+export function checkOutputPaths(config: Pick<TrainConfig, 'runsDir' | 'save' | 'runId' | 'resume'>): void {
+  const runsDir = ensureWritableDir(config.runsDir, '--runs-dir');
+  if (config.runId != null && config.resume == null && fs.existsSync(path.join(runsDir, config.runId))) {
+    throw new OutputPathError(`--run-id ${config.runId}: ${path.join(runsDir, config.runId)} exists already; ` +
+      `continue that run with --resume ${config.runId}, or choose another name`);
+  }
   if (config.save != null) {
     const target = path.resolve(config.save);
     if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) {

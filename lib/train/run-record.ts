@@ -73,12 +73,18 @@ export class RunRecord {
     openRecords.add(this);
   }
 
-  /** A new run's folder under `runsDir`. */
+  /** A new run's folder under `runsDir`, named `config.runId` or date-model-random. */
   static create(runsDir: string, info: Omit<RunInfo, 'id' | 'startedAt'>): RunRecord {
     const now = new Date();
-    const id = runId(info.config.model, now);
+    const id = info.config.runId ?? runId(info.config.model, now);
     const dir = path.resolve(runsDir, id);
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(path.resolve(runsDir), { recursive: true });
+    try {
+      fs.mkdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      throw new RangeError(`--run-id ${id}: ${dir} exists already; continue it with --resume ${id}, or choose another name`);
+    }
     const full: RunInfo = { id, startedAt: now.toISOString(), ...info };
     fs.writeFileSync(path.join(dir, 'run.json'), json(full));
     return new RunRecord(dir);

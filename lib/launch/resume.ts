@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fieldFlag } from '../cli/args';
-import { listCheckpoints } from './checkpoint-file';
-import type { TrainConfig } from './config';
-import type { RunInfo } from './run-record';
+import { listCheckpoints } from '../train/checkpoint-file';
+import type { TrainConfig } from '../train/config';
+import type { RunInfo } from '../train/run-record';
 
 export class ResumeError extends Error {
   override name = 'ResumeError';
@@ -20,7 +20,7 @@ export class ResumeError extends Error {
  */
 const FREE_FIELDS: ReadonlySet<keyof TrainConfig> = new Set<keyof TrainConfig>([
   'epochs', 'targetAccuracy', 'patience', 'dataDir', 'save', 'runsDir', 'progress', 'oversubscribe', 'masterAddr', 'masterPort',
-  'nodeId', 'overlap', 'simulatedLink', 'deviceMemoryGb', 'backend', 'resume', 'maxRestarts', 'keepCheckpoints',
+  'nodeId', 'overlap', 'simulatedLink', 'deviceMemoryGb', 'backend', 'resume', 'maxRestarts', 'keepCheckpoints', 'runId',
 ]);
 
 /** The run folder `ref` names: a folder holding run.json, or a run id under `runsDir`. */
