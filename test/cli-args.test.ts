@@ -55,6 +55,7 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--resume', 'runs/20261201-120000-cnn-ab12', { resume: 'runs/20261201-120000-cnn-ab12' }],
   ['--max-restarts', '3', { maxRestarts: 3 }],
   ['--run-id', 'job-4711.0', { runId: 'job-4711.0' }],
+  ['--dist-backend', 'mpi', { distBackend: 'mpi' }],
 ];
 
 /** Flags that only some optimizers read, each with one that does. */
@@ -82,14 +83,20 @@ for (const [flag, value, expected] of EVERY_FLAG) {
   });
 }
 
-test('all flags together (--max-restarts is for one node: tested below)', () => {
-  const together = EVERY_FLAG.filter(([flag]) => flag !== '--max-restarts');
+test('all flags together (--max-restarts is for one node, --dist-backend mpi refuses a simulated link: tested below)', () => {
+  const together = EVERY_FLAG.filter(([flag]) => flag !== '--max-restarts' && flag !== '--dist-backend');
   const argv = together.flatMap(([flag, value]) => [flag, value]);
   const switches = { progress: false, syncBn: true, oversubscribe: true, overlap: false, keepCheckpoints: true };
   const want = Object.assign({ ...DEFAULT_CONFIG }, ...together.map(([, , e]) => e), switches);
   const parsed = parseArgs([...argv, '--no-progress', '--sync-bn', '--oversubscribe', '--no-overlap', '--keep-checkpoints']);
   assert.deepEqual(parsed.config, want);
   assert.deepEqual([...parsed.given].sort(), Object.keys(Object.assign({}, ...together.map(([, , e]) => e), switches)).sort());
+});
+
+test('--dist-backend mpi refuses what only the ring or the built-in launcher does', () => {
+  usageError(['--dist-backend', 'mpi', '--simulated-link', '100mbit'], '--simulated-link', '--dist-backend ring');
+  usageError(['--dist-backend', 'mpi', '--max-restarts', '1'], '--max-restarts', 'mpirun', '--resume');
+  usageError(['--dist-backend', 'nccl'], '--dist-backend must be one of ring, mpi');
 });
 
 test('--run-id takes a folder name, not a path', () => {

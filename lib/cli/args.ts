@@ -371,6 +371,13 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     },
   }),
   valueFlag({
+    name: 'dist-backend',
+    field: 'distBackend',
+    metavar: 'NAME',
+    help: "what carries the collectives: ring (this project's ring all-reduce over TCP, shared memory on one machine) or mpi (the Open MPI the job was started with: run the command under mpirun, which starts the ranks; the built-in launcher refuses it)",
+    parse: choice(['ring', 'mpi'] as const),
+  }),
+  valueFlag({
     name: 'master-addr',
     field: 'masterAddr',
     metavar: 'HOST',
@@ -575,6 +582,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
     throw new UsageError(
       `--node-id must be less than --num-nodes, as nodes count from 0 (got --node-id ${config.nodeId} with --num-nodes ${config.numNodes})`,
     );
+  }
+  if (config.distBackend === 'mpi' && config.simulatedLink != null) {
+    throw new UsageError('--simulated-link slows the ring\'s messages down; MPI\'s are its own: use it with --dist-backend ring');
+  }
+  if (config.distBackend === 'mpi' && config.maxRestarts > 0) {
+    throw new UsageError('--max-restarts restarts the built-in launcher\'s workers; under mpirun, rerun the job with --resume RUN');
   }
   if (config.maxRestarts > 0 && config.numNodes > 1) {
     throw new UsageError('--max-restarts restarts the workers of one node (--num-nodes 1); across nodes, ' +

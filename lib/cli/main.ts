@@ -15,9 +15,10 @@ import { OutputPathError } from '../train/output-paths';
 import { CheckpointError } from '../train/checkpoint-file';
 import { ResumeError, resumeConfig } from '../launch/resume';
 import { InterruptedError } from '../train/stop-signals';
+import { MpiUnavailableError } from '../ddp/mpi';
 
 /** Failures with a message written for the user: no stack trace needed. */
-const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError, OutputPathError, ResumeError, CheckpointError];
+const KNOWN_ERRORS = [DataError, BackendError, RangeError, WorkerError, LaunchError, CommError, RendezvousError, WorldError, OutputPathError, ResumeError, CheckpointError, MpiUnavailableError];
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -88,8 +89,10 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  // Under mpirun, srun or torchrun every rank runs this command; rank 0 speaks.
-  const leader = (worldFromEnv()?.rank ?? 0) === 0;
+  // Under mpirun, srun or torchrun every rank runs this command; rank 0 speaks, and errors name their rank.
+  const world = worldFromEnv();
+  const leader = (world?.rank ?? 0) === 0;
+  const who = world != null && world.launcher !== 'builtin' && world.worldSize > 1 ? ` (rank ${world.rank})` : '';
   if (leader) console.log(`Model: ${config.model}: ${MODELS[config.model].summary}`);
   const showProgress = leader && config.progress && process.stderr.isTTY === true;
   try {
@@ -101,9 +104,10 @@ async function main(argv: string[]): Promise<number> {
       return 130;
     }
     if (e instanceof Error && KNOWN_ERRORS.some((kind) => e instanceof kind)) {
-      console.error(`fashion-mnist: error: ${e.message}`);
+      console.error(`fashion-mnist${who}: error: ${e.message}`);
       return 1;
     }
+    if (who !== '' && e instanceof Error) e.message = `rank ${world?.rank}: ${e.message}`;
     throw e;
   }
 }

@@ -21,7 +21,9 @@ export enum CommState {
 export type CommCommand =
   /** Sums the first `length` floats of the slot's data across ranks. `shared` (re)places the slot's memory. */
   | { op: 'allreduce'; slot: number; length: number; shared?: CommShared }
-  | { op: 'close' };
+  | { op: 'close' }
+  /** MPI only: ends the whole job (MPI_Abort), as a failing MPI program must. */
+  | { op: 'abort'; code: number };
 
 export function makeShared(floats: number): CommShared {
   return {

@@ -36,8 +36,18 @@ export interface Communicator {
   barrier(): void;
   /** Seconds spent inside collectives so far (the communication time). */
   readonly seconds: number;
+  /** What carries the collectives, for the log. */
+  readonly description: string;
   close(): void;
+  /**
+   * After an error: ends the job where the engine must (MPI: every rank, through MPI_Abort, after
+   * `message` is printed); elsewhere the same as close(), the peers noticing the closed sockets.
+   */
+  abort(message: string): void;
 }
+
+/** The engine under the collectives: the project's ring (the default), or the MPI the job was started with. */
+export type DistBackend = 'ring' | 'mpi';
 
 export class CommError extends Error {
   override name = 'CommError';
@@ -66,6 +76,7 @@ export class SoloCommunicator implements Communicator {
   readonly rank = 0;
   readonly size = 1;
   readonly seconds = 0;
+  readonly description = 'none (one process)';
   createBucket(floats: number): AsyncBucket {
     return new SoloBucket(floats);
   }
@@ -73,37 +84,51 @@ export class SoloCommunicator implements Communicator {
   broadcast(): void {}
   barrier(): void {}
   close(): void {}
+  abort(): void {}
 }
 
 /**
  * Talks to the other ranks through a communication thread (comm-thread.ts)
- * that runs the TCP rendezvous and the ring all-reduce. The training thread
+ * that runs the TCP rendezvous and the ring all-reduce, or MPI. The training thread
  * copies data into shared memory and blocks on Atomics.wait until the
  * collective is done, so that collectives also work inside synchronous
  * kernels. Blocking here costs nothing: the thread has nothing else to do.
  */
-export class RingCommunicator implements Communicator {
+export class ThreadCommunicator implements Communicator {
   readonly rank: number;
   readonly size: number;
+  readonly description: string;
   private shared: CommShared;
   private readonly thread: Worker;
   private spent = 0;
   private slots = 0;
+  private closed = false;
 
   /**
    * Meets the other ranks (up to `rendezvousMs`); later collectives give up
    * after `operationMs` (a peer that died closes its sockets long before).
    */
-  constructor(world: World, rendezvousMs: number, private readonly operationMs: number, simulatedLink: LinkModel | null = null) {
+  constructor(
+    world: World, rendezvousMs: number, private readonly operationMs: number, simulatedLink: LinkModel | null = null,
+    private readonly backend: DistBackend = 'ring',
+  ) {
     this.rank = world.rank;
     this.size = world.worldSize;
     this.shared = makeShared(1 << 16);
     this.thread = new Worker(path.join(__dirname, 'comm-thread.js'), {
-      workerData: { world, timeoutMs: rendezvousMs, shared: this.shared, timeOrigin: performance.timeOrigin, simulatedLink },
+      workerData: { world, timeoutMs: rendezvousMs, shared: this.shared, timeOrigin: performance.timeOrigin, simulatedLink, backend },
     });
     this.thread.unref();
     // A little longer than the thread's own deadline, so that its message (who is missing) wins.
-    this.await('rendezvous', rendezvousMs + 5000);
+    this.await(backend === 'mpi' ? 'MPI_Init_thread' : 'rendezvous', rendezvousMs + 5000);
+    if (backend === 'mpi') {
+      // The thread leaves the shape MPI gave in slot 0 and the library's name in its text.
+      const [, , localRank, localSize] = this.shared.data;
+      const library = readError(this.shared).split(',')[0];
+      this.description = `${library}: MPI_Iallreduce on the communication thread (local rank ${localRank} of ${localSize})`;
+    } else {
+      this.description = `the project's ring (${world.worldSize} ranks)${simulatedLink ? ', over a simulated link' : ''}`;
+    }
   }
 
   get seconds(): number {
@@ -135,7 +160,7 @@ export class RingCommunicator implements Communicator {
   }
 
   createBucket(floats: number): AsyncBucket {
-    return new RingBucket(this, ++this.slots, makeShared(floats));
+    return new ThreadBucket(this, ++this.slots, makeShared(floats));
   }
 
   allReduce(data: Float32Array): void {
@@ -163,17 +188,35 @@ export class RingCommunicator implements Communicator {
     this.allReduce(new Float32Array(1));
   }
 
+  abort(message: string): void {
+    if (this.backend !== 'mpi') {
+      this.close();
+      return;
+    }
+    this.closed = true;
+    console.error(`rank ${this.rank}: ${message}; aborting the MPI job (MPI_Abort)`);
+    this.thread.postMessage({ op: 'abort', code: 1 } satisfies CommCommand);
+    // MPI_Abort ends this process too; should it not, stop here anyway.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10_000);
+    process.exit(1);
+  }
+
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    Atomics.store(this.shared.control, 0, CommState.Pending);
     this.thread.postMessage({ op: 'close' } satisfies CommCommand);
+    // MPI must be finalised before the process exits; the ring's sockets need no wait.
+    if (this.backend === 'mpi') this.await('MPI_Finalize', 30_000);
   }
 }
 
-/** A bucket of the ring communicator: its own slot of shared memory, summed by the communication thread. */
-class RingBucket implements AsyncBucket {
+/** A bucket of the thread communicator: its own slot of shared memory, summed by the communication thread. */
+class ThreadBucket implements AsyncBucket {
   readonly data: Float32Array;
   private registered = false;
 
-  constructor(private readonly comm: RingCommunicator, private readonly slot: number, private readonly shared: CommShared) {
+  constructor(private readonly comm: ThreadCommunicator, private readonly slot: number, private readonly shared: CommShared) {
     this.data = shared.data;
     Atomics.store(shared.control, 0, CommState.Done);
   }
@@ -212,10 +255,10 @@ function secondsVar(env: Record<string, string | undefined>, name: string, fallb
  * FASHION_MNIST_COLLECTIVE_TIMEOUT (default 1800 s), in seconds.
  */
 export function openCommunicator(
-  world: World, env: Record<string, string | undefined> = process.env, simulatedLink: LinkModel | null = null,
+  world: World, env: Record<string, string | undefined> = process.env, simulatedLink: LinkModel | null = null, backend: DistBackend = 'ring',
 ): Communicator {
   if (world.worldSize === 1) return new SoloCommunicator();
-  return new RingCommunicator(
-    world, secondsVar(env, 'FASHION_MNIST_RENDEZVOUS_TIMEOUT', 120), secondsVar(env, 'FASHION_MNIST_COLLECTIVE_TIMEOUT', 1800), simulatedLink,
+  return new ThreadCommunicator(
+    world, secondsVar(env, 'FASHION_MNIST_RENDEZVOUS_TIMEOUT', 120), secondsVar(env, 'FASHION_MNIST_COLLECTIVE_TIMEOUT', 1800), simulatedLink, backend,
   );
 }

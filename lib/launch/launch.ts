@@ -255,7 +255,9 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
         const tries = restart > 0 ? ` (after ${restart} restart${restart > 1 ? 's' : ''})` : '';
         writeEnd(runDir, { outcome: interrupted ? 'interrupted' : 'failed', message: `${failure.message}${tries}` });
         const kept = listCheckpoints(runDir)[0];
-        if (kept != null) failure.message += `${tries}; the checkpoint of epoch ${kept.epoch} is kept: continue with --resume ${runDir}`;
+        if (kept != null && !failure.message.includes('--resume')) {
+          failure.message += `${tries}; the checkpoint of epoch ${kept.epoch} is kept: continue with --resume ${runDir}`;
+        }
       }
       throw failure;
     }

@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process';
 import { compiledEntry, freePort } from './launch';
-import { openCommunicator } from '../ddp/communicator';
+import { type Communicator, openCommunicator } from '../ddp/communicator';
+import { Mpi } from '../ddp/mpi';
 import { worldFromEnv } from '../ddp/world';
 
 export interface RingSize {
@@ -14,35 +15,73 @@ export interface RingTiming extends RingSize {
   ms: number;
 }
 
-/** Runs inside each forked process: times all-reduces of each size and reports the medians. */
-function runRank(): void {
-  const world = worldFromEnv();
-  if (world == null) throw new Error('ring benchmark worker started without RANK/WORLD_SIZE');
-  const comm = openCommunicator(world);
-  const { sizes, repeats } = JSON.parse(process.env.FASHION_MNIST_RING_BENCH ?? '{}') as { sizes: RingSize[]; repeats: number };
-  const medians = sizes.map((size) => {
-    const data = new Float32Array(size.floats).fill(world.rank + 1);
-    comm.allReduce(data);
+interface BenchmarkPlan {
+  sizes: RingSize[];
+  repeats: number;
+}
+
+/** Median milliseconds of `reduce` on a buffer of each size, each timed after a barrier. */
+function medians(plan: BenchmarkPlan, rank: number, reduce: (data: Float32Array) => void, barrier: () => void): number[] {
+  return plan.sizes.map((size) => {
+    const data = new Float32Array(size.floats).fill(rank + 1);
+    reduce(data);
     const times: number[] = [];
-    const count = size.floats > 1e7 ? Math.max(3, Math.floor(repeats / 4)) : repeats;
+    const count = size.floats > 1e7 ? Math.max(3, Math.floor(plan.repeats / 4)) : plan.repeats;
     for (let i = 0; i < count; i++) {
-      comm.barrier();
+      barrier();
       const t = performance.now();
-      comm.allReduce(data);
+      reduce(data);
       times.push(performance.now() - t);
     }
     times.sort((a, b) => a - b);
     return times[Math.floor(times.length / 2)];
   });
+}
+
+const planFromEnv = () => JSON.parse(process.env.FASHION_MNIST_RING_BENCH ?? '{}') as BenchmarkPlan;
+const timed = (comm: Communicator, plan: BenchmarkPlan) => medians(plan, comm.rank, (d) => comm.allReduce(d), () => comm.barrier());
+
+/** Runs inside each forked process: times all-reduces of each size and reports the medians. */
+function runRank(): void {
+  const world = worldFromEnv();
+  if (world == null) throw new Error('ring benchmark worker started without RANK/WORLD_SIZE');
+  const comm = openCommunicator(world);
+  const result = timed(comm, planFromEnv());
   comm.close();
-  process.send?.(medians, () => process.exit(0));
+  process.send?.(result, () => process.exit(0));
+}
+
+/**
+ * Runs under mpirun: MPI_Allreduce called straight through the binding on this thread
+ * (`binding`), or the communicator of --dist-backend mpi, through its communication thread.
+ * Rank 0 prints the medians as one JSON line.
+ */
+function runMpiRank(mode: string): void {
+  const plan = planFromEnv();
+  let result: number[];
+  let rank: number;
+  if (mode === 'binding') {
+    const mpi = new Mpi();
+    rank = mpi.shape.rank;
+    const one = new Float32Array(1);
+    result = medians(plan, rank, (d) => mpi.allReduce(d), () => mpi.allReduce(one));
+    mpi.finalize();
+  } else {
+    const world = worldFromEnv();
+    if (world == null) throw new Error('the MPI benchmark runs under mpirun');
+    rank = world.rank;
+    const comm = openCommunicator(world, process.env, null, 'mpi');
+    result = timed(comm, plan);
+    comm.close();
+  }
+  if (rank === 0) console.log(JSON.stringify(result));
 }
 
 /**
  * Times the ring all-reduce alone between `workers` processes on this
  * machine, for each buffer size (median of `repeats`, after a barrier).
  */
-export async function measureAllReduce(workers: number, sizes: RingSize[], repeats = 20): Promise<RingTiming[]> {
+export async function measureAllReduce(workers: number, sizes: RingSize[], repeats = 20, env: NodeJS.ProcessEnv = {}): Promise<RingTiming[]> {
   if (workers < 2) return sizes.map((s) => ({ ...s, workers, ms: 0 }));
   const port = await freePort();
   const entry = compiledEntry('ring-benchmark.js');
@@ -50,7 +89,7 @@ export async function measureAllReduce(workers: number, sizes: RingSize[], repea
     const child = fork(entry, ['--ring-benchmark-rank'], {
       execArgv: [],
       env: {
-        ...process.env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_PORT: String(port),
+        ...process.env, ...env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_PORT: String(port),
         MASTER_ADDR: '127.0.0.1', FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }),
       },
     });
@@ -94,3 +133,5 @@ export function ringAllReduceMs(model: RingCostModel, workers: number, bytes: nu
 }
 
 if (process.argv.includes('--ring-benchmark-rank')) runRank();
+const mpiMode = process.argv.indexOf('--mpi-benchmark-rank');
+if (mpiMode !== -1) runMpiRank(process.argv[mpiMode + 1]);

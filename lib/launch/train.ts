@@ -1,6 +1,7 @@
 import { openCommunicator, SoloCommunicator } from '../ddp/communicator';
 import { parseLinkModel } from '../ddp/links';
-import { launchWorkers } from './launch';
+import { LaunchError, launchWorkers } from './launch';
+import { injectFaults } from './faults';
 import { SINGLE_WORLD, worldFromEnv } from '../ddp/world';
 import type { TrainConfig } from '../train/config';
 import type { TrainHooks, TrainResult } from '../train/events';
@@ -8,6 +9,7 @@ import { trainRank } from '../train/loop';
 import { checkOutputPaths } from '../train/output-paths';
 import { resumeConfig } from './resume';
 import { loadCheckpoint } from '../train/checkpoint';
+import { checkMpiLoadable } from '../ddp/mpi';
 
 export type { TrainEvent, TrainHooks, TrainResult } from '../train/events';
 
@@ -27,13 +29,25 @@ export async function train(requested: TrainConfig, hooks: TrainHooks = {}): Pro
   // Rank 0 writes the run record and the model: check where, before anything loads.
   if ((world?.rank ?? 0) === 0 && world?.launcher !== 'builtin') checkOutputPaths(config);
   if (world != null) {
-    const comm = openCommunicator(world, process.env, config.simulatedLink ? parseLinkModel(config.simulatedLink) : null);
+    if (config.distBackend === 'mpi' && world.worldSize > 1) checkMpiLoadable();
+    const comm = openCommunicator(world, process.env, config.simulatedLink ? parseLinkModel(config.simulatedLink) : null, config.distBackend);
+    let result: TrainResult;
     try {
       // Every rank computes the same metrics; rank 0 reports them, as in the course.
-      return await trainRank(config, world, comm, world.rank === 0 ? emit : () => undefined);
-    } finally {
-      comm.close();
+      result = await trainRank(config, world, comm, (event) => {
+        injectFaults(world.rank, event);
+        if (world.rank === 0) emit(event);
+      });
+    } catch (e) {
+      comm.abort(e instanceof Error ? e.message : String(e));
+      throw e;
     }
+    comm.close();
+    return result;
+  }
+  if (config.distBackend === 'mpi' && config.numGpus * config.numNodes > 1) {
+    throw new LaunchError(`--dist-backend mpi: mpirun starts the ranks, not this launcher; run ` +
+      `mpirun -np ${config.numGpus * config.numNodes} npx fashion-mnist --dist-backend mpi ... (the same flags without --num-gpus)`);
   }
   // --max-restarts needs a supervisor, even for one worker.
   if (config.numGpus * config.numNodes > 1 || config.maxRestarts > 0) return launchWorkers(config, hooks);

@@ -1,5 +1,6 @@
 import { DEFAULT_OPTIMIZER_SPEC, type OptimizerName, type OptimizerSpec } from '../optim/factory';
 import type { ScaleRule } from './schedule';
+import type { DistBackend } from '../ddp/communicator';
 
 /** Names of the models in `lib/models`. */
 export const MODEL_NAMES = ['cnn', 'wideresnet-dw', 'wideresnet'] as const;
@@ -60,6 +61,8 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   overlap: boolean;
   /** Forward/backward passes per optimizer step, gradients summed locally, all-reduced on the last (PyTorch's no_sync). */
   accumulationSteps: number;
+  /** What carries the collectives: the project's ring (TCP, shared memory on one machine) or the job's MPI (under mpirun). */
+  distBackend: DistBackend;
   /** Slow the ring's every message down to this link ("100mbit", "1gbit,0.5ms"): a simulated link, for lessons. */
   simulatedLink: string | null;
   /** Largest batch one forward/backward pass takes (null: what fits the engine's memory). */
@@ -121,6 +124,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   overlap: true,
   accumulationSteps: 1,
   simulatedLink: null,
+  distBackend: 'ring',
   runId: null,
   resume: null,
   maxRestarts: 0,

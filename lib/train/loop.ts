@@ -194,6 +194,7 @@ export async function trainRank(
         : `No checkpoint in ${config.resume} yet: training it from epoch 1 again`,
     });
   }
+  if (world.worldSize > 1) emit({ type: 'log', message: `Collectives: ${comm.description}` });
   if (config.simulatedLink && world.worldSize > 1) {
     emit({ type: 'log', message: `Between workers: a simulated link of ${describeLinkModel(parseLinkModel(config.simulatedLink))} (--simulated-link)` });
   }

@@ -47,10 +47,11 @@ export function killProcessesOf(marker: string): void {
   }
 }
 
+/** Running: one that has exited but waits to be reaped (a zombie, whose parent died) is not. */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
   } catch {
     return false;
   }
