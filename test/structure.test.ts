@@ -27,3 +27,19 @@ it('lib/ddp imports nothing of lib/train or lib/launch, and lib/train nothing of
   assert.deepEqual(wrong, []);
   assert.ok(fs.readdirSync(path.join(LIB, 'ddp')).includes('reducer.ts'), 'the check reads the right folder');
 });
+
+it("the lessons' tables come from lib/plot's tableBundle: no HTML table typed into a cell", () => {
+  const notebooks = path.resolve(LIB, '..', 'notebooks');
+  const typed: string[] = [];
+  let tables = 0;
+  for (const file of fs.readdirSync(notebooks).filter((f) => f.endsWith('.ipynb'))) {
+    const cells = (JSON.parse(fs.readFileSync(path.join(notebooks, file), 'utf8')) as { cells: { cell_type: string; source: string[] }[] }).cells;
+    cells.forEach((cell, i) => {
+      const source = cell.source.join('');
+      if (cell.cell_type === 'code' && /<t(able|d|h|r)\b/.test(source)) typed.push(`${file} cell ${i}`);
+      if (source.includes('tableBundle(')) tables++;
+    });
+  }
+  assert.deepEqual(typed, []);
+  assert.ok(tables >= 6, `tableBundle is used ${tables} times: the check reads the notebooks`);
+});
