@@ -160,8 +160,9 @@ describe('npm run lessons -- --smoke', () => {
   it('has notebook 00 show that 2 workers x 32 train like 1 worker x 64', () => {
     const nb = readNotebook(path.join(out, '00-data-parallel-in-one-picture.ipynb'));
     const plain = nb.cells.flatMap((c) => (c.outputs ?? []).map((o) => text(o.data?.['text/plain'] as string | string[] | undefined))).join('\n');
-    const same = /A vs B: [^:]*: (\S+)/.exec(plain);
-    const other = /A vs C: [^:]*: (\S+)/.exec(plain);
+    // The table's plain-text twin: "A vs B: 1 x 64 vs 2 x 32 | <max relative difference> | ...".
+    const same = /^A vs B: [^|\n]*\| (\S+) \|/m.exec(plain);
+    const other = /^A vs C: [^|\n]*\| (\S+) \|/m.exec(plain);
     assert.ok(same && other, `the comparison table is missing:\n${plain}`);
     assert.ok(Number(same[1]) < 1e-5, `A vs B: ${same[1]}`);
     assert.ok(Number(other[1]) > 100 * Number(same[1]), `A vs C: ${other[1]}, A vs B: ${same[1]}`);

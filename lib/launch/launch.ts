@@ -253,7 +253,11 @@ export async function launchWorkers(config: TrainConfig, hooks: TrainHooks): Pro
     if (interrupted || restart >= config.maxRestarts) {
       if (runDir != null && config.nodeId === 0) {
         const tries = restart > 0 ? ` (after ${restart} restart${restart > 1 ? 's' : ''})` : '';
-        writeEnd(runDir, { outcome: interrupted ? 'interrupted' : 'failed', message: `${failure.message}${tries}` });
+        try {
+          writeEnd(runDir, { outcome: interrupted ? 'interrupted' : 'failed', message: `${failure.message}${tries}` });
+        } catch {
+          // A full disk may refuse end.json too: the worker's error is the one to report.
+        }
         const kept = listCheckpoints(runDir)[0];
         if (kept != null && !failure.message.includes('--resume')) {
           failure.message += `${tries}; the checkpoint of epoch ${kept.epoch} is kept: continue with --resume ${runDir}`;

@@ -18,10 +18,18 @@ function send(message: WorkerMessage): Promise<void> {
   });
 }
 
-// The launcher went away (killed, interrupted): stop at once, leave nothing behind, and say so in
-// the run's end.json (rank 0 holds the record).
+/**
+ * The launcher went away (killed, interrupted): say so in the run's end.json (rank 0 holds the
+ * record). A peer that died with the launcher may have failed this rank's run first: that
+ * failure was the launcher's loss too.
+ */
+const recordLauncherGone = () => finishOpenRecords(
+  { outcome: 'interrupted', message: 'the launcher went away (killed?): the workers stopped' }, { causedFailures: true },
+);
+
+// Stop at once and leave nothing behind.
 process.on('disconnect', () => {
-  finishOpenRecords({ outcome: 'interrupted', message: 'the launcher went away (killed?): the workers stopped' });
+  recordLauncherGone();
   process.exit(1);
 });
 
@@ -44,6 +52,7 @@ process.once('message', (message: StartMessage) => {
   })().catch(async (e: unknown) => {
     const error = e instanceof Error ? e : new Error(String(e));
     await send({ type: 'error', rank, message: error.message, kind: error.name, stack: error.stack });
+    if (!process.connected) recordLauncherGone();
     process.exit(1);
   });
 });

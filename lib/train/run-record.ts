@@ -57,6 +57,8 @@ const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
 
 /** Records this process has open and not finished: a signal or a lost launcher ends them as interrupted. */
 const openRecords = new Set<RunRecord>();
+/** Records this process ended as failed: a lost launcher can be the cause (a peer that died with it). */
+const failedRecords = new Set<RunRecord>();
 
 /**
  * A run's folder: run.json (the configuration) first, then one metrics line per epoch and a
@@ -112,6 +114,7 @@ export class RunRecord {
 
   finish(end: Omit<RunEnd, 'finishedAt'>): void {
     openRecords.delete(this);
+    if (end.outcome === 'failed') failedRecords.add(this);
     writeEnd(this.dir, end);
   }
 }
@@ -126,8 +129,11 @@ export function writeEnd(dir: string, end: Omit<RunEnd, 'finishedAt'>): void {
  * Ends every record this process still has open (on a signal, or when the launcher is gone):
  * best effort, since the process is about to exit.
  */
-export function finishOpenRecords(end: Omit<RunEnd, 'finishedAt'>): void {
-  for (const record of [...openRecords]) {
+export function finishOpenRecords(end: Omit<RunEnd, 'finishedAt'>, options: { causedFailures?: boolean } = {}): void {
+  // With causedFailures, a record that already failed (its peer died first, with the launcher) is rewritten too.
+  const records = [...openRecords, ...(options.causedFailures ? failedRecords : [])];
+  failedRecords.clear();
+  for (const record of records) {
     try {
       record.finish(end);
     } catch {
