@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { describeFsError } from './output-paths';
 
 const MAGIC = Buffer.from('FMNCKPT1', 'ascii');
 const DIGEST_BYTES = 32;
@@ -86,11 +87,6 @@ export function listCheckpoints(runDir: string): { epoch: number; file: string }
     .sort((a, b) => b.epoch - a.epoch);
 }
 
-function errorText(e: unknown): string {
-  const error = e as NodeJS.ErrnoException;
-  return error.code ? `${error.code}: ${error.message.replace(/^\w+: /, '')}` : String(e);
-}
-
 /** fsync of a folder, so that a rename in it survives a crash of the machine (best effort where unsupported). */
 function syncDir(dir: string): void {
   let fd: number | null = null;
@@ -125,7 +121,7 @@ export function writeCheckpoint(runDir: string, epoch: number, bytes: Buffer, op
     if (fd != null) fs.closeSync(fd);
     fs.rmSync(temporary, { force: true });
     const kept = listCheckpoints(runDir)[0];
-    throw new CheckpointError(`cannot write the checkpoint of epoch ${epoch} in ${runDir} (${errorText(e)}); ` +
+    throw new CheckpointError(`cannot write the checkpoint of epoch ${epoch} in ${runDir} (${describeFsError(e)}); ` +
       `${kept ? `the checkpoint of epoch ${kept.epoch} is intact: ` : ''}free space or fix the folder, then continue with --resume ${runDir}`);
   }
   syncDir(runDir);
@@ -155,7 +151,7 @@ export function readLatestCheckpoint<H extends CheckpointHeaderBase>(runDir: str
     try {
       return { found: { file, ...decodeCheckpoint<H>(fs.readFileSync(file)) }, skipped };
     } catch (e) {
-      skipped.push({ file, reason: e instanceof CheckpointError ? e.message : errorText(e) });
+      skipped.push({ file, reason: e instanceof CheckpointError ? e.message : describeFsError(e) });
     }
   }
   return { found: null, skipped };

@@ -33,7 +33,8 @@ function existingAncestor(target: string, flag: string, given: string): { dir: s
   }
 }
 
-function describe(e: unknown): string {
+/** A filesystem error as 'ENOSPC: no space left on device, write'. */
+export function describeFsError(e: unknown): string {
   const error = e as NodeJS.ErrnoException;
   return error.code ? `${error.code}: ${error.message.replace(/^\w+: /, '')}` : String(e);
 }
@@ -51,7 +52,7 @@ export function ensureWritableDir(target: string, flag: string, given = target):
     try {
       fs.mkdirSync(current);
     } catch (e) {
-      throw new OutputPathError(`${flag} ${given}: cannot create ${current} (${describe(e)}); choose a folder you can write`);
+      throw new OutputPathError(`${flag} ${given}: cannot create ${current} (${describeFsError(e)}); choose a folder you can write`);
     }
   }
   const probe = path.join(resolved, `.fashion-mnist-write-test-${process.pid}`);
@@ -59,7 +60,7 @@ export function ensureWritableDir(target: string, flag: string, given = target):
     fs.writeFileSync(probe, 'x');
     fs.unlinkSync(probe);
   } catch (e) {
-    throw new OutputPathError(`${flag} ${given}: cannot write in ${resolved} (${describe(e)}); choose a folder you can write`);
+    throw new OutputPathError(`${flag} ${given}: cannot write in ${resolved} (${describeFsError(e)}); choose a folder you can write`);
   }
   return resolved;
 }
