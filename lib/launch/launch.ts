@@ -23,17 +23,17 @@ export class WorkerError extends Error {
   }
 }
 
-/** A compiled entry of lib/ddp (dist/lib/ddp/<file>): child processes cannot run the .ts sources. */
-export function compiledEntry(file: string): string {
-  const beside = path.join(__dirname, file);
+/** A compiled entry of lib/<dir> (dist/lib/<dir>/<file>): child processes cannot run the .ts sources. */
+export function compiledEntry(file: string, dir = 'launch'): string {
+  const beside = path.join(__dirname, '..', dir, file);
   if (fs.existsSync(beside)) return beside;
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) break;
-    dir = up;
+  let root = __dirname;
+  while (!fs.existsSync(path.join(root, 'package.json'))) {
+    const up = path.dirname(root);
+    if (up === root) break;
+    root = up;
   }
-  const compiled = path.join(dir, 'dist', 'lib', 'launch', file);
+  const compiled = path.join(root, 'dist', 'lib', dir, file);
   if (!fs.existsSync(compiled)) throw new LaunchError(`cannot find the compiled worker ${compiled}: run "npm run build" first`);
   return compiled;
 }

@@ -50,6 +50,8 @@ export interface Estimate {
   /** One probe per model and batch, in the order the runs first need them. */
   probes: ThroughputProbe[];
   cores: number;
+  /** Runs trained side by side. */
+  atOnce: number;
 }
 
 export type Probe = (model: ModelName, batchSize: number, options: ProbeOptions) => Promise<ThroughputProbe>;
@@ -61,6 +63,8 @@ export interface EstimateOptions {
   probeOptions?: ProbeOptions;
   /** CPU cores this machine lends to workers (default: os.availableParallelism()). */
   cores?: number;
+  /** Runs that train side by side (independent seeds, one per core): the total divides by it (default 1). */
+  atOnce?: number;
 }
 
 /** How many probes' worth of throughput `workers` workers on one machine add up to. */
@@ -101,9 +105,10 @@ export async function estimateRuns(runs: PlannedRun[], options: EstimateOptions 
       mayStopEarly: config.targetAccuracy < 1,
     });
   }
+  const atOnce = Math.max(1, Math.min(options.atOnce ?? 1, estimates.length));
   return {
-    runs: estimates, totalSeconds: estimates.reduce((sum, r) => sum + r.seconds, 0),
-    engine: probes[0].engine, engineDescription: probes[0].engineDescription, probes, cores,
+    runs: estimates, totalSeconds: estimates.reduce((sum, r) => sum + r.seconds, 0) / atOnce,
+    engine: probes[0].engine, engineDescription: probes[0].engineDescription, probes, cores, atOnce,
   };
 }
 
@@ -145,6 +150,7 @@ export function estimateLines(estimate: Estimate, setting?: LessonSetting): { su
     notes.push(`N workers count as ${perCore ? `min(N, ${estimate.cores} cores) x ` : ''}the probe at ${Math.round(DATA_PARALLEL_EFFICIENCY * 100)}% efficiency, ` +
       `plus ${WORKER_START_SECONDS} s to start them.`);
   }
+  if (estimate.atOnce > 1) notes.push(`${estimate.atOnce} runs train side by side, each in its own process on its own core(s).`);
   notes.push(`Validation is counted at ${VALIDATION_SPEED_UP}x the training speed.`);
   if (estimate.runs.some((r) => r.mayStopEarly)) notes.push('Runs that reach their target accuracy stop early: the times are upper bounds.');
   let warning: string | null = null;

@@ -18,6 +18,8 @@ export interface Experiment {
   outcome: string;
   diverged: { epoch: number; step: number } | null;
   runDir: string;
+  /** The training loss of every step this process saw (a resumed run: from where it continued). */
+  steps: StepLoss[];
 }
 
 /** What `runs/<id>/experiment.json` holds: the run was a lesson's experiment, under this label. */
@@ -109,6 +111,53 @@ export interface PlannedRun {
   settings: Partial<TrainConfig>;
 }
 
+/** A run ready to train: its checked configuration (with `resume` when it continues an interrupted run) and its tag. */
+export interface PreparedExperiment {
+  label: string;
+  /** The configuration as the lesson asked for it. */
+  config: TrainConfig;
+  /** What train() is given: `config`, or `config` continuing its interrupted run. */
+  trainConfig: TrainConfig;
+  tag: ExperimentTag;
+}
+
+/**
+ * Checks a run's settings (a bad one stops the cell, naming it) and finds the interrupted run it
+ * continues, saying so.
+ */
+export function prepareExperiment(label: string, settings: Partial<TrainConfig>, options: ExperimentOptions = {}): PreparedExperiment {
+  const config = lessonConfig(settings);
+  const tag: ExperimentTag = { label, lesson: options.lesson ?? null };
+  const unfinished = options.resume === false ? null : unfinishedRun(label, tag.lesson, config);
+  if (unfinished != null) {
+    console.log(`${label}: continuing its interrupted run from the checkpoint of epoch ${unfinished.epoch} ` +
+      `(${path.basename(unfinished.runDir)}); pass { resume: false } with the lesson's tag to start it afresh`);
+  }
+  return { label, config, trainConfig: unfinished != null ? { ...config, resume: unfinished.runDir } : config, tag };
+}
+
+/** The loss of one training step. */
+export interface StepLoss {
+  epoch: number;
+  step: number;
+  loss: number;
+}
+
+/**
+ * What a run's events feed: the tag written as soon as the run has a folder (so that a rerun after
+ * an interrupt finds it), the live progress display, and the per-step losses.
+ */
+export function experimentWatcher(prepared: PreparedExperiment): { onEvent: (event: TrainEvent) => void; steps: StepLoss[]; close: () => void } {
+  const progress = trainingProgress(prepared.config.epochs, { label: prepared.label });
+  const steps: StepLoss[] = [];
+  const onEvent = (event: TrainEvent) => {
+    if (event.type === 'start' && event.runDir !== '') fs.writeFileSync(path.join(event.runDir, EXPERIMENT_FILE), JSON.stringify(prepared.tag, null, 2) + '\n');
+    if (event.type === 'step') steps.push({ epoch: event.epoch, step: event.step, loss: event.loss });
+    progress.onEvent(event);
+  };
+  return { onEvent, steps, close: () => progress.close() };
+}
+
 /** Trains with a live progress display and returns what the lesson plots. */
 export async function runExperiment(run: PlannedRun, options?: ExperimentOptions): Promise<Experiment>;
 export async function runExperiment(label: string, settings: Partial<TrainConfig>, options?: ExperimentOptions): Promise<Experiment>;
@@ -118,26 +167,20 @@ export async function runExperiment(
   const [label, settings, options] = typeof first === 'string'
     ? [first, (second ?? {}) as Partial<TrainConfig>, third ?? {}]
     : [first.label, first.settings, (second ?? {}) as ExperimentOptions];
-  const config = lessonConfig(settings);
-  const tag: ExperimentTag = { label, lesson: options.lesson ?? null };
-  const unfinished = options.resume === false ? null : unfinishedRun(label, tag.lesson, config);
-  if (unfinished != null) {
-    console.log(`${label}: continuing its interrupted run from the checkpoint of epoch ${unfinished.epoch} ` +
-      `(${path.basename(unfinished.runDir)}); pass { resume: false } with the lesson's tag to start it afresh`);
-  }
-  const progress = trainingProgress(config.epochs, { label });
-  // Tagged as soon as the run has a folder, so that a rerun after an interrupt finds it.
-  const onEvent = (event: TrainEvent) => {
-    if (event.type === 'start' && event.runDir !== '') fs.writeFileSync(path.join(event.runDir, EXPERIMENT_FILE), JSON.stringify(tag, null, 2) + '\n');
-    progress.onEvent(event);
-  };
+  return trainPrepared(prepareExperiment(label, settings, options));
+}
+
+/** Trains a prepared run in this process, with a live progress display. */
+export async function trainPrepared(prepared: PreparedExperiment): Promise<Experiment> {
+  const { label } = prepared;
+  const watcher = experimentWatcher(prepared);
   try {
-    const result = await train(unfinished != null ? { ...config, resume: unfinished.runDir } : config, { onEvent }).catch((error: unknown) => {
+    const result = await train(prepared.trainConfig, { onEvent: watcher.onEvent }).catch((error: unknown) => {
       throw inNotebookTerms(error);
     });
-    return { label, config, epochs: result.epochs, outcome: result.outcome, diverged: result.diverged, runDir: result.runDir };
+    return { label, config: prepared.config, epochs: result.epochs, outcome: result.outcome, diverged: result.diverged, runDir: result.runDir, steps: watcher.steps };
   } finally {
-    progress.close();
+    watcher.close();
   }
 }
 

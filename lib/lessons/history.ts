@@ -44,6 +44,7 @@ function readExperiment(runDir: string): EarlierExperiment | null {
       outcome: outcomeOf(end),
       diverged: at ? { epoch: Number(at[1]), step: Number(at[2]) } : null,
       runDir,
+      steps: [],
       startedAt: info.startedAt,
     };
   } catch {

@@ -6,6 +6,9 @@ import type { StepTimeline } from '../ddp/reducer';
 import type { LinkModel } from '../ddp/links';
 import type { TimelineBar } from '../plot/charts';
 import type { Experiment } from './experiment';
+import { spread, type Spread } from './spread';
+
+export { formatSpread, separated, spread, type Spread } from './spread';
 
 /** Rank 0's milliseconds per step in a run's last epoch, and its throughput. */
 export interface StepTimes {
@@ -25,28 +28,6 @@ export function stepTimes(e: Experiment): StepTimes {
   const ms = (s: number) => (1000 * s) / steps;
   const t = { imagesPerSec: m.imagesPerSec, compute: ms(m.computeSeconds), wait: ms(m.waitSeconds), exposed: ms(m.allReduceSeconds), hidden: ms(m.hiddenSeconds) };
   return { ...t, step: t.compute + t.wait + t.exposed };
-}
-
-/** Mean, smallest and largest of repeated measurements. */
-export interface Spread {
-  mean: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-export function spread(values: number[]): Spread {
-  return { mean: values.reduce((a, b) => a + b, 0) / values.length, min: Math.min(...values), max: Math.max(...values), n: values.length };
-}
-
-/** "12.3 (11.8-13.0)" */
-export function formatSpread(s: Spread, digits = 1): string {
-  return s.n > 1 ? `${s.mean.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})` : s.mean.toFixed(digits);
-}
-
-/** Whether two sets of at least two repeats each do not overlap: the only differences a lesson claims. */
-export function separated(a: Spread, b: Spread): boolean {
-  return a.n >= 2 && b.n >= 2 && (a.max < b.min || b.max < a.min);
 }
 
 /** Each field of StepTimes over the repeats of one configuration. */

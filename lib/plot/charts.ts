@@ -34,6 +34,8 @@ export interface DashField {
 }
 
 const DASHES = [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]];
+/** A legend below the chart, one entry a line, labels never cut: they carry the runs' settings. */
+const WHOLE_LABELS = { orient: 'bottom', direction: 'vertical', labelLimit: 0 } as const;
 const FADED = 0.5;
 
 export interface LineChartOptions {
@@ -77,12 +79,12 @@ export function lineChart(o: LineChartOptions): VegaLiteSpec {
   const encoding: Record<string, unknown> = { x: encodeAxis(o.x), y: encodeAxis(o.y) };
   const tooltip: Record<string, unknown>[] = [];
   if (o.color) {
-    encoding.color = { field: o.color.field, type: 'nominal', title: o.color.title };
+    encoding.color = { field: o.color.field, type: 'nominal', title: o.color.title, legend: WHOLE_LABELS };
     tooltip.push({ field: o.color.field, type: 'nominal', title: o.color.title });
   }
   if (o.strokeDash) {
     const { field, title, values } = o.strokeDash;
-    encoding.strokeDash = { field, type: 'nominal', title, scale: { domain: values, range: DASHES.slice(0, values.length) } };
+    encoding.strokeDash = { field, type: 'nominal', title, scale: { domain: values, range: DASHES.slice(0, values.length) }, legend: WHOLE_LABELS };
     encoding.opacity = { condition: { test: { field, oneOf: values.slice(1) }, value: FADED }, value: 1 };
     tooltip.push({ field, type: 'nominal', title });
   }
@@ -367,7 +369,7 @@ export function timelineChart(o: { title: string; bars: TimelineBar[]; width?: n
         y: { field: 'lane', type: 'nominal', title: null, sort: null, axis: { labelLimit: 300 } },
         x: { field: 'start', type: 'quantitative', title: 'ms from the start of the step' },
         x2: { field: 'end' },
-        color: { field: 'what', type: 'nominal', title: 'what', legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } },
+        color: { field: 'what', type: 'nominal', title: 'what', legend: WHOLE_LABELS },
       },
     },
   };
@@ -378,7 +380,7 @@ export function timelineChart(o: { title: string; bars: TimelineBar[]; width?: n
  * and every run as a point (`data` holds one row per run).
  */
 export function spreadChart(o: LineChartOptions): VegaLiteSpec {
-  const color = o.color ? { color: { field: o.color.field, type: 'nominal', title: o.color.title, legend: { labelLimit: 0 } } } : {};
+  const color = o.color ? { color: { field: o.color.field, type: 'nominal', title: o.color.title, legend: WHOLE_LABELS } } : {};
   const x = encodeAxis(o.x);
   const y = encodeAxis(o.y);
   return {

@@ -195,7 +195,7 @@ export function plotlyToVegaLite(figure: PlotlyFigure, width = 480, height = 300
         ...(xaxis.type === 'log' ? { scale: { type: 'log' } } : {}),
       },
       y: { field: 'y', type: 'quantitative', title: yTitle, scale: { zero: hasBar, ...(yaxis.type === 'log' ? { type: 'log' } : {}) } },
-      color: { field: 'trace', type: 'nominal', title: titleText((layout.legend as { title?: unknown } | undefined)?.title) || null, scale: { domain: names }, legend: names.length > 1 ? {} : null },
+      color: { field: 'trace', type: 'nominal', title: titleText((layout.legend as { title?: unknown } | undefined)?.title) || null, scale: { domain: names }, legend: names.length > 1 ? { orient: 'bottom', direction: 'vertical', labelLimit: 0 } : null },
       tooltip: [
         { field: 'trace', title: 'Series' },
         { field: 'x', title: xTitle },

@@ -1,0 +1,269 @@
+/**
+ * Repeated runs: every configuration a lesson compares is trained with several seeds (the
+ * initial weights, the shuffling, dropout), independent seeds side by side on the machine's
+ * cores, and summarized as the mean and the range over the seeds.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
+import { isInstalled } from '../backend/devices';
+import { compiledEntry } from '../launch/launch';
+import type { TrainConfig } from '../train/config';
+import type { EpochMetrics } from '../train/metrics';
+import { showEstimate } from './estimate';
+import { tableBundle, type TableColumn } from '../plot/table';
+import type { MimeBundle } from '../plot/types';
+import type { LessonSetting } from './settings';
+import {
+  experimentWatcher, inNotebookTerms, lessonConfig, prepareExperiment, trainPrepared,
+  type Experiment, type ExperimentOptions, type PlannedRun, type PreparedExperiment,
+} from './experiment';
+import type { ExperimentProcessMessage, ExperimentStartMessage } from './experiment-messages';
+import { formatSpread, separated, spread, type Spread } from './spread';
+
+/** The seeds of a compared configuration unless a lesson says otherwise. */
+export const DEFAULT_SEEDS: readonly number[] = [0, 1, 2];
+
+/** One configuration of a comparison, to be trained once per seed. */
+export interface RepeatedPlan {
+  label: string;
+  /** Everything but the seed. */
+  settings: Partial<TrainConfig>;
+  seeds: number[];
+  /** A point of a tuning sweep: it may run one seed; what the sweep picks is rerun on fresh seeds. */
+  tuning?: boolean;
+}
+
+/** A configuration's runs, one per seed, in the order of its seeds. */
+export interface RepeatedExperiment {
+  label: string;
+  settings: Partial<TrainConfig>;
+  seeds: number[];
+  runs: Experiment[];
+}
+
+export function repeated(label: string, settings: Partial<TrainConfig>, seeds: readonly number[] = DEFAULT_SEEDS): RepeatedPlan {
+  if (seeds.length === 0) throw new RangeError(`repeated('${label}'): give at least one seed`);
+  return { label, settings, seeds: [...seeds] };
+}
+
+/** The single runs of repeated plans: one per seed, labelled "<label>, seed <s>". */
+export function seedRuns(plans: RepeatedPlan[]): PlannedRun[] {
+  return plans.flatMap((p) => p.seeds.map((seed) => ({ label: `${p.label}, seed ${seed}`, settings: { ...p.settings, seed } })));
+}
+
+/**
+ * How many runs can train at once here: one per core for one-core engines (wasm, cpu),
+ * divided among each run's workers; one at a time when a run's engine takes every core
+ * (tfjs-node) or a GPU (tfjs-node-gpu), and across nodes.
+ */
+export function runsAtOnce(configs: Pick<TrainConfig, 'backend' | 'numGpus' | 'numNodes'>[], cores = os.availableParallelism()): number {
+  const takesTheMachine = (c: Pick<TrainConfig, 'backend'>) =>
+    c.backend === 'tensorflow' || c.backend === 'tensorflow-gpu' ||
+    (c.backend === 'auto' && (isInstalled('@tensorflow/tfjs-node') || isInstalled('@tensorflow/tfjs-node-gpu')));
+  if (configs.some((c) => takesTheMachine(c) || c.numNodes > 1)) return 1;
+  const workers = Math.max(1, ...configs.map((c) => c.numGpus));
+  return Math.max(1, Math.floor(cores / workers));
+}
+
+/** The estimate of every seed's run, side by side as runRepeated will train them. */
+export async function showRepeatedEstimate(plans: RepeatedPlan[], options: { setting?: LessonSetting; atOnce?: number } = {}): Promise<void> {
+  const runs = seedRuns(plans);
+  const atOnce = options.atOnce ?? runsAtOnce(runs.map((r) => lessonConfig(r.settings)));
+  await showEstimate(runs, { setting: options.setting, atOnce });
+}
+
+export interface RepeatedOptions extends ExperimentOptions {
+  /** Runs trained side by side (default: runsAtOnce). 1 trains them one after another in this process. */
+  atOnce?: number;
+}
+
+const KILL_GRACE_MS = 3000;
+
+/** Trains one prepared run in a child process, with the same live display and record as in this process. */
+function trainInChild(prepared: PreparedExperiment, children: Set<ChildProcess>): Promise<Experiment> {
+  const watcher = experimentWatcher(prepared);
+  const child = fork(compiledEntry('experiment-process.js', 'lessons'), [], {
+    execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced',
+  });
+  children.add(child);
+  const tail: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) {
+      if (line.trim() === '' || /^\s+at /.test(line)) continue;
+      tail.push(line.trim());
+      if (tail.length > 3) tail.shift();
+    }
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let done: Experiment | null = null;
+  let reported: Error | null = null;
+  child.on('message', (message: ExperimentProcessMessage) => {
+    if (message.type === 'event') watcher.onEvent(message.event);
+    else if (message.type === 'done') {
+      const r = message.result;
+      done = { label: prepared.label, config: prepared.config, epochs: r.epochs, outcome: r.outcome, diverged: r.diverged, runDir: r.runDir, steps: watcher.steps };
+    } else {
+      reported = Object.assign(new Error(message.message), { name: message.kind });
+    }
+  });
+  child.send({ type: 'train', config: prepared.trainConfig } satisfies ExperimentStartMessage);
+  return new Promise<Experiment>((resolve, reject) => {
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      watcher.close();
+      if (done != null && code === 0) resolve(done);
+      else if (reported != null) reject(inNotebookTerms(reported));
+      else {
+        const how = signal != null ? `killed by ${signal}` : `exited with code ${code}`;
+        reject(new Error(`${prepared.label}: its training process ${how}${tail.length > 0 ? `; its last words: ${tail.join(' | ')}` : ''}`));
+      }
+    });
+  });
+}
+
+/**
+ * Trains every plan once per seed and returns each plan's runs. Runs train `atOnce` at a time,
+ * each in its own process; the first failure stops the others and is thrown, naming its run.
+ * An interrupt (the kernel's stop button, Ctrl-C) is passed to every run, which records it.
+ */
+export async function runRepeated(plans: RepeatedPlan[], options: RepeatedOptions = {}): Promise<RepeatedExperiment[]> {
+  // Every run's settings are checked before any trains.
+  const jobs = plans.flatMap((plan, p) => plan.seeds.map((seed) => ({
+    p, prepared: prepareExperiment(`${plan.label}, seed ${seed}`, { ...plan.settings, seed }, options),
+  })));
+  const atOnce = Math.min(options.atOnce ?? runsAtOnce(jobs.map((j) => j.prepared.config)), jobs.length);
+  const results: Experiment[][] = plans.map(() => []);
+  if (atOnce <= 1) {
+    for (const job of jobs) {
+      results[job.p].push(await trainPrepared(job.prepared));
+    }
+  } else {
+    const children = new Set<ChildProcess>();
+    const forward = (signal: NodeJS.Signals) => () => { for (const child of children) child.kill(signal); };
+    const onInt = forward('SIGINT');
+    const onTerm = forward('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    const finished = new Map<number, Experiment>();
+    let next = 0;
+    let failure: unknown = null;
+    const lane = async () => {
+      while (failure == null && next < jobs.length) {
+        const index = next++;
+        try {
+          finished.set(index, await trainInChild(jobs[index].prepared, children));
+        } catch (error) {
+          if (failure == null) {
+            failure = error;
+            for (const child of children) child.kill('SIGTERM');
+            setTimeout(() => { for (const child of children) child.kill('SIGKILL'); }, KILL_GRACE_MS).unref();
+          }
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: atOnce }, lane));
+    } finally {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    }
+    if (failure != null) throw failure;
+    jobs.forEach((job, index) => results[job.p].push(finished.get(index) as Experiment));
+  }
+  return plans.map((plan, p) => ({ label: plan.label, settings: plan.settings, seeds: plan.seeds, runs: results[p] }));
+}
+
+/** A metric of a run's last epoch; a run that diverged counts as what it recorded last. */
+export type FinalMetric = keyof Pick<EpochMetrics, 'valAccuracy' | 'valLoss' | 'cumulativeTime' | 'imagesPerSec'>;
+
+/** The metric of each seed's last epoch, over the seeds. */
+export function finalSpread(r: RepeatedExperiment, metric: FinalMetric = 'valAccuracy'): Spread {
+  const values = r.runs.map((run) => run.epochs[run.epochs.length - 1]?.[metric] ?? Number.NaN);
+  return spread(values);
+}
+
+/** One row per epoch and seed, labelled with the configuration (for spreadChart: mean line, range, every seed). */
+export function repeatedRows(rs: RepeatedExperiment[]): Record<string, string | number>[] {
+  return rs.flatMap((r) => r.runs.flatMap((run, i) => run.epochs.map((m) => ({
+    run: r.label, seed: r.seeds[i], epoch: m.epoch, seconds: m.cumulativeTime, accuracy: m.valAccuracy, loss: m.valLoss, lr: m.lr,
+  }))));
+}
+
+export interface CompareOptions {
+  metric?: FinalMetric;
+  /** Decimals of the numbers (default 3). */
+  digits?: number;
+  /** Larger is better (default: true, except for losses and times). */
+  higherIsBetter?: boolean;
+}
+
+/** How many test images a configuration's final numbers come from. */
+function testImages(r: RepeatedExperiment): string {
+  const n = r.runs[0]?.config.valSubset;
+  return n == null ? 'all 10,000 test images' : `${n.toLocaleString('en-US')} of the 10,000 test images`;
+}
+
+/**
+ * The outcome of comparing two configurations, as a lesson prints it: both spreads, and a
+ * difference only where the ranges over the seeds do not overlap.
+ */
+export function compareFinal(a: RepeatedExperiment, b: RepeatedExperiment, o: CompareOptions = {}): string {
+  const metric = o.metric ?? 'valAccuracy';
+  const digits = o.digits ?? 3;
+  const higherIsBetter = o.higherIsBetter ?? (metric === 'valAccuracy' || metric === 'imagesPerSec');
+  const sa = finalSpread(a, metric);
+  const sb = finalSpread(b, metric);
+  const what = metric === 'valAccuracy' ? 'final test accuracy' : metric === 'valLoss' ? 'final test loss' : metric;
+  const head = `${a.label}: ${formatSpread(sa, digits)} against ${b.label}: ${formatSpread(sb, digits)} ` +
+    `(${what}, mean and range over ${sa.n} and ${sb.n} seeds, ${testImages(a)})`;
+  if (!separated(sa, sb)) return `${head}: the ranges overlap, so these runs show no difference between them.`;
+  const better = (sa.mean > sb.mean) === higherIsBetter ? a : b;
+  return `${head}: ${better.label} is better by ${Math.abs(sa.mean - sb.mean).toFixed(digits)}, and the ranges do not overlap.`;
+}
+
+/** The configurations best first by their mean final metric. */
+export function rankByFinal(rs: RepeatedExperiment[], o: CompareOptions = {}): RepeatedExperiment[] {
+  const metric = o.metric ?? 'valAccuracy';
+  const higherIsBetter = o.higherIsBetter ?? (metric === 'valAccuracy' || metric === 'imagesPerSec');
+  const mean = (r: RepeatedExperiment) => finalSpread(r, metric).mean;
+  return [...rs].sort((x, y) => (higherIsBetter ? mean(y) - mean(x) : mean(x) - mean(y)));
+}
+
+/** The images of one step of a run: its global batch. */
+function globalBatch(c: TrainConfig): number {
+  return c.batchSize * c.numGpus * c.numNodes * c.accumulationSteps;
+}
+
+/**
+ * The training loss of every step, the mean over the seeds, against the images trained so far:
+ * one row per step and configuration (for lineChart, color by run).
+ */
+export function stepLossRows(rs: RepeatedExperiment[]): { run: string; images: number; loss: number }[] {
+  return rs.flatMap((r) => {
+    const steps = Math.min(...r.runs.map((run) => run.steps.length));
+    const batch = globalBatch(r.runs[0].config);
+    return Array.from({ length: Number.isFinite(steps) ? steps : 0 }, (_, i) => ({
+      run: r.label, images: (i + 1) * batch, loss: r.runs.reduce((sum, run) => sum + run.steps[i].loss, 0) / r.runs.length,
+    }));
+  });
+}
+
+/** How the seeds of a configuration ended: "3 completed", "2 completed, 1 diverged". */
+export function outcomes(r: RepeatedExperiment): string {
+  const counts = new Map<string, number>();
+  for (const run of r.runs) counts.set(run.outcome, (counts.get(run.outcome) ?? 0) + 1);
+  return [...counts].map(([outcome, n]) => `${n} ${outcome}`).join(', ');
+}
+
+/** A table of the configurations' final numbers over their seeds, with any further columns. */
+export function finalTable(rs: RepeatedExperiment[], extra: TableColumn<RepeatedExperiment>[] = [], caption?: string): MimeBundle {
+  return tableBundle<RepeatedExperiment>([
+    { title: 'configuration', value: (r) => r.label },
+    ...extra,
+    { title: 'seeds', value: (r) => r.seeds.length },
+    { title: 'final test accuracy: mean (min-max)', value: (r) => formatSpread(finalSpread(r), 3), numeric: true },
+    { title: 'final test loss: mean (min-max)', value: (r) => formatSpread(finalSpread(r, 'valLoss'), 3), numeric: true },
+    { title: 'runs', value: outcomes },
+  ], rs, caption);
+}
