@@ -111,7 +111,7 @@ describe('devices of lesson 6', () => {
   it('refuses, before training, to project time without a real run first', async () => {
     const runs = deviceGrid(tiny, { devices: [4], perDeviceBatch: 32, baseLr: 0.025, warmupEpochs: 1, available: 1 });
     const before = fs.readdirSync(runsDir).length;
-    await assert.rejects(runDeviceGrid(runs, ring), /put the real runs .* first/);
+    await assert.rejects(runDeviceGrid(runs, ring), /take their time per step from a real run, and the grid has none: include 1 device/);
     assert.equal(fs.readdirSync(runsDir).length, before, 'nothing trained');
   });
 });

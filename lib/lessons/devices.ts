@@ -4,7 +4,8 @@ import { type RingCostModel, fitRingCostModel, measureAllReduce, ringAllReduceMs
 import { MODELS } from '../models/index';
 import { readRun } from '../train/run-record';
 import type { ModelName, TrainConfig } from '../train/config';
-import { type Experiment, type ExperimentOptions, experimentRows, lessonConfig, runExperiment } from './experiment';
+import { type Experiment, experimentRows, lessonConfig } from './experiment';
+import { runRepeated, type RepeatedExperiment, type RepeatedOptions } from './repeats';
 
 /**
  * How the learning rate follows the number of devices: kept as it is, or the
@@ -25,6 +26,8 @@ export interface DeviceRunSpec {
   warmupEpochs: number;
   /** Devices this machine has (default: its GPUs, else its cores); more devices than this are emulated. */
   available?: number;
+  /** One run per seed (default [0]). */
+  seeds?: readonly number[];
 }
 
 /** One run of the lesson: what it trains, and whether its devices are real worker processes. */
@@ -38,6 +41,8 @@ export interface DeviceRun {
   /** Trained in one process on the global batch (see placeDevices). */
   emulated: boolean;
   settings: Partial<TrainConfig>;
+  /** Trained once per seed. */
+  seeds: number[];
 }
 
 /** Where N devices' work runs: on N real workers, or emulated in one process when the machine has fewer devices. */
@@ -79,7 +84,7 @@ export function deviceRun(spec: DeviceRunSpec): DeviceRun {
   };
   const devices = `${n} device${n > 1 ? 's' : ''}`;
   const label = n === 1 ? devices : `${devices}, ${scaled ? `lr x${n}${warmupEpochs > 0 ? ' + warmup' : ''}` : 'lr kept'}`;
-  return { label, devices: n, rule: spec.rule, globalBatch: n * spec.perDeviceBatch, lr, emulated: place.emulated, settings };
+  return { label, devices: n, rule: spec.rule, globalBatch: n * spec.perDeviceBatch, lr, emulated: place.emulated, settings, seeds: [...(spec.seeds ?? [0])] };
 }
 
 /**
@@ -102,8 +107,9 @@ export function deviceGrid(
   return runs;
 }
 
-/** A finished run with its training time per epoch, measured or projected. */
+/** A finished run (one seed) with its training time per epoch, measured or projected. */
 export interface DeviceResult extends DeviceRun {
+  seed: number;
   experiment: Experiment;
   stepsPerEpoch: number;
   /** Training seconds at the end of each epoch: measured, or projected for emulated devices. */
@@ -149,32 +155,39 @@ export async function measureRing(model: ModelName, fallback: RingCostModel, rep
 }
 
 /**
- * Runs the grid in order. Emulated devices take their time from the largest
- * real run before them (the first run of that device count), so real runs
- * come first.
+ * Runs the grid, every run once per seed. Real devices train one run at a time, so that their
+ * measured time is the devices' own; emulated devices take their time from the largest real run
+ * (the mean over its seeds), so they may train side by side (runRepeated).
  */
-export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel, options: ExperimentOptions = {}): Promise<DeviceResult[]> {
-  const firstReal = runs.findIndex((r) => !r.emulated);
-  const firstEmulated = runs.findIndex((r) => r.emulated);
-  if (firstEmulated >= 0 && (firstReal < 0 || firstReal > firstEmulated)) {
-    throw new Error('runDeviceGrid: put the real runs (the device counts this machine has) first; emulated devices take their time per step');
-  }
+export async function runDeviceGrid(runs: DeviceRun[], ring: RingCostModel, options: RepeatedOptions = {}): Promise<DeviceResult[]> {
   const results: DeviceResult[] = [];
-  let timeModel: TimeModel | null = null;
-  for (const run of runs) {
-    const experiment = await runExperiment(run, options);
+  const finish = (run: DeviceRun, seed: number, experiment: Experiment): DeviceResult => {
     const stepsPerEpoch = readRun(experiment.runDir).info.stepsPerEpoch;
-    const result: DeviceResult = { ...run, experiment, stepsPerEpoch, seconds: experiment.epochs.map((e) => e.cumulativeTime), timeIs: 'measured' };
-    if (!run.emulated && run.devices > (timeModel?.devices ?? 0)) {
-      timeModel = { devices: run.devices, stepMs: stepMsOf(result), ring, gradientBytes: MODELS[experiment.config.model].parameters * 4 };
-    }
-    if (run.emulated && timeModel != null) {
-      const epochSeconds = projectedEpochSeconds(timeModel, run.devices, stepsPerEpoch);
-      result.seconds = experiment.epochs.map((_, i) => (i + 1) * epochSeconds);
+    return { ...run, seed, experiment, stepsPerEpoch, seconds: experiment.epochs.map((e) => e.cumulativeTime), timeIs: 'measured' };
+  };
+  const real = runs.filter((r) => !r.emulated);
+  const emulated = runs.filter((r) => r.emulated);
+  if (emulated.length > 0 && real.length === 0) {
+    throw new Error('runDeviceGrid: emulated devices take their time per step from a real run, and the grid has none: include 1 device');
+  }
+  const measured = await runRepeated(real.map((r) => ({ label: r.label, settings: r.settings, seeds: r.seeds })), { ...options, atOnce: 1 });
+  real.forEach((run, i) => measured[i].runs.forEach((e, k) => results.push(finish(run, run.seeds[k], e))));
+  const anchor = real.reduce<DeviceRun | null>((a, r) => (a == null || r.devices > a.devices ? r : a), null);
+  const anchorResults = results.filter((r) => r.label === anchor?.label);
+  const timeModel: TimeModel | null = anchor == null ? null : {
+    devices: anchor.devices, ring, gradientBytes: MODELS[anchorResults[0].experiment.config.model].parameters * 4,
+    stepMs: anchorResults.reduce((sum, r) => sum + stepMsOf(r), 0) / anchorResults.length,
+  };
+  const trained = await runRepeated(emulated.map((r) => ({ label: r.label, settings: r.settings, seeds: r.seeds })), options);
+  emulated.forEach((run, i) => trained[i].runs.forEach((e, k) => {
+    const result = finish(run, run.seeds[k], e);
+    if (timeModel != null) {
+      const epochSeconds = projectedEpochSeconds(timeModel, run.devices, result.stepsPerEpoch);
+      result.seconds = e.epochs.map((_, j) => (j + 1) * epochSeconds);
       result.timeIs = 'projected';
     }
     results.push(result);
-  }
+  }));
   return results;
 }
 
@@ -190,7 +203,7 @@ export function deviceChartRows(results: DeviceResult[]): Record<string, string 
   return results.flatMap((r) => {
     const rules = r.devices === 1 ? LR_RULES : [r.rule];
     return rules.flatMap((rule) => experimentRows([r.experiment]).map((row, i) => ({
-      ...row, devices: r.devices, rule: RULE_NAMES[rule], seconds: r.seconds[i], time: r.timeIs,
+      ...row, run: r.label, seed: r.seed, devices: r.devices, rule: RULE_NAMES[rule], seconds: r.seconds[i], time: r.timeIs,
     })));
   });
 }
@@ -199,4 +212,13 @@ export function deviceChartRows(results: DeviceResult[]): Record<string, string 
 export function secondsToReach(result: DeviceResult, target: number): number | null {
   const i = result.experiment.epochs.findIndex((m) => m.valAccuracy >= target);
   return i < 0 ? null : result.seconds[i];
+}
+
+/** The grid's results grouped by run, one entry per run with its seeds' experiments (for repeats.ts's summaries). */
+export function repeatedOf(results: DeviceResult[]): RepeatedExperiment[] {
+  const labels = [...new Set(results.map((r) => r.label))];
+  return labels.map((label) => {
+    const mine = results.filter((r) => r.label === label);
+    return { label, settings: mine[0].settings, seeds: mine.map((r) => r.seed), runs: mine.map((r) => r.experiment) };
+  });
 }
