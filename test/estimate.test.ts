@@ -104,6 +104,15 @@ describe('estimateRuns', () => {
     assert.equal(estimate.totalSeconds, estimate.runs.reduce((s, r) => s + r.seconds, 0));
   });
 
+  it('divides the total by the runs trained side by side, and says so', async () => {
+    const runs = [{ label: 'a', settings: small }, { label: 'b', settings: small }, { label: 'c', settings: small }];
+    const one = await estimateRuns(runs, { probe: fakeProbe(100), cores: 2 });
+    const two = await estimateRuns(runs, { probe: fakeProbe(100), cores: 2, atOnce: 2 });
+    assert.equal(two.totalSeconds, one.totalSeconds / 2);
+    assert.match(estimateLines(two).notes.join(' '), /2 runs train side by side/);
+    assert.doesNotMatch(estimateLines(one).notes.join(' '), /side by side/);
+  });
+
   it('rejects settings the command line rejects, and more devices than this machine has', async () => {
     await assert.rejects(estimateRuns([{ label: 'bad', settings: { ...small, batchSize: 0 } }], { probe: fakeProbe(100) }), /batch-size/);
     await assert.rejects(estimateRuns([{ label: 'too many', settings: { ...small, numGpus: 512 } }], { probe: fakeProbe(100) }), /numGpus \(--num-gpus\) 512 asks for more devices/);

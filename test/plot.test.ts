@@ -31,6 +31,7 @@ import {
   trainingProgress,
   trainingTable,
   trainingTableBundle,
+  spreadChart,
   vegaLiteBundle,
   type DisplayData,
   type MimeBundle,
@@ -119,6 +120,16 @@ describe('importing lib/plot', () => {
 });
 
 describe('vegaLiteBundle', () => {
+  it('draws whole legend labels, however long (they carry the settings of each run)', async () => {
+    const long = 'batch 512, lr 0.4, warmup per iteration over the first epoch, seed 2';
+    const rows = [{ run: long, epoch: 1, accuracy: 0.5 }, { run: long, epoch: 2, accuracy: 0.6 }, { run: 'short', epoch: 1, accuracy: 0.4 }];
+    const axes = { x: { field: 'epoch', title: 'epoch' }, y: { field: 'accuracy', title: 'accuracy' }, color: { field: 'run', title: 'run' }, data: rows };
+    for (const spec of [lineChart({ title: 'line', ...axes }), spreadChart({ title: 'spread', ...axes })]) {
+      const svg = decodedSvg(await vegaLiteBundle(spec));
+      assert.ok(svg.includes(long), `${spec.title}: the legend cuts "${long}"`);
+    }
+  });
+
   it('carries the Vega-Lite object and an image/svg+xml of valid SVG with titles and marks, and no text/html', async () => {
     const bundle = await vegaLiteBundle(lineChart(accuracyChart));
     const spec = bundle[MIME.vegaLite] as VegaLiteSpec & { data: { values: unknown[] } };

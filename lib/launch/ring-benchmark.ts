@@ -111,8 +111,10 @@ export interface RingCostModel {
  * Least squares over the timings (use a tiny and a large buffer at least).
  */
 export function fitRingCostModel(timings: RingTiming[]): RingCostModel {
-  const rows = timings.filter((t) => t.workers > 1).map((t) => ({
-    a: 2 * (t.workers - 1), b: ((2 * (t.workers - 1)) / t.workers) * t.floats * 4, y: t.ms,
+  // Least squares in relative error: each size counts alike, so the 68 MB point cannot swamp the
+  // 4-byte one that pins the latency. Dividing each row by its time makes the targets 1.
+  const rows = timings.filter((t) => t.workers > 1 && t.ms > 0).map((t) => ({
+    a: (2 * (t.workers - 1)) / t.ms, b: (((2 * (t.workers - 1)) / t.workers) * t.floats * 4) / t.ms, y: 1,
   }));
   const saa = rows.reduce((s, r) => s + r.a * r.a, 0);
   const sab = rows.reduce((s, r) => s + r.a * r.b, 0);
@@ -120,7 +122,7 @@ export function fitRingCostModel(timings: RingTiming[]): RingCostModel {
   const say = rows.reduce((s, r) => s + r.a * r.y, 0);
   const sby = rows.reduce((s, r) => s + r.b * r.y, 0);
   const det = saa * sbb - sab * sab;
-  if (rows.length < 2 || Math.abs(det) < 1e-12) throw new Error('fitRingCostModel needs timings of at least two buffer sizes');
+  if (rows.length < 2 || Math.abs(det) < 1e-12 * saa * sbb) throw new Error('fitRingCostModel needs timings of at least two buffer sizes');
   const latencyMs = Math.max(0, (say * sbb - sby * sab) / det);
   const perByte = Math.max(1e-12, (saa * sby - sab * say) / det);
   return { latencyMs, bytesPerMs: 1 / perByte };

@@ -152,17 +152,21 @@ export interface ThroughputChartOptions {
   ideal?: boolean;
   /** Logarithmic axes, for projections to hundreds of workers. */
   log?: boolean;
+  /** The rows come from a model, not a measurement: the lines say "projected" (default false). */
+  projected?: boolean;
   title?: string;
   width?: number;
   height?: number;
 }
 
 const MEASURED = 'measured';
+const PROJECTED = 'projected (cost model)';
 const IDEAL = 'ideal (linear)';
 
 /** Images per second against workers, with the ideal linear line dashed, and the scaling efficiency in tooltips. */
 export function throughputChart(o: ThroughputChartOptions): VegaLiteSpec {
   const showIdeal = o.ideal ?? true;
+  const kind = o.projected ? PROJECTED : MEASURED;
   const labels = [...new Set(o.rows.map((r) => r.label ?? ''))];
   const values: Row[] = [];
   for (const label of labels) {
@@ -170,7 +174,7 @@ export function throughputChart(o: ThroughputChartOptions): VegaLiteSpec {
     const base = rows[0];
     for (const r of rows) {
       const ideal = (base.imagesPerSec * r.workers) / base.workers;
-      values.push({ label, workers: r.workers, imagesPerSec: r.imagesPerSec, kind: MEASURED, ideal, efficiency: r.imagesPerSec / ideal });
+      values.push({ label, workers: r.workers, imagesPerSec: r.imagesPerSec, kind, ideal, efficiency: r.imagesPerSec / ideal });
       if (showIdeal) values.push({ label, workers: r.workers, imagesPerSec: ideal, kind: IDEAL });
     }
   }
@@ -178,7 +182,7 @@ export function throughputChart(o: ThroughputChartOptions): VegaLiteSpec {
   const workers = [...new Set(o.rows.map((r) => r.workers))].sort((a, b) => a - b);
   const x = { field: 'workers', type: 'quantitative', title: 'Workers', axis: { values: workers, format: 'd' }, scale: o.log ? { type: 'log' } : { zero: false } };
   const y = { field: 'imagesPerSec', type: 'quantitative', title: 'Throughput (images/s)', scale: o.log ? { type: 'log' } : { zero: true } };
-  const color = several ? { color: { field: 'label', type: 'nominal', title: 'Setup' } } : {};
+  const color = several ? { color: { field: 'label', type: 'nominal', title: 'Setup', legend: WHOLE_LABELS } } : {};
   const tooltip = [
     ...(several ? [{ field: 'label', type: 'nominal', title: 'Setup' }] : []),
     { field: 'workers', type: 'quantitative', title: 'Workers' },
@@ -201,13 +205,13 @@ export function throughputChart(o: ThroughputChartOptions): VegaLiteSpec {
             field: 'kind',
             type: 'nominal',
             title: null,
-            scale: { domain: [MEASURED, IDEAL], range: [[1, 0], [6, 4]] },
-            legend: showIdeal ? {} : null,
+            scale: { domain: [kind, IDEAL], range: [[1, 0], [6, 4]] },
+            legend: showIdeal ? WHOLE_LABELS : null,
           },
         },
       },
       {
-        transform: [{ filter: { field: 'kind', equal: MEASURED } }],
+        transform: [{ filter: { field: 'kind', equal: kind } }],
         mark: { type: 'point', filled: true, size: 60 },
         encoding: { tooltip },
       },
