@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../lib/backend/select';
 import { fitRingCostModel, ringAllReduceMs, type RingTiming } from '../lib/launch/ring-benchmark';
 import { countDeadUnits, deadUnitsOfRun } from '../lib/lessons/dead-units';
-import type { Experiment } from '../lib/lessons/experiment';
+import { runExperiment, type Experiment } from '../lib/lessons/experiment';
 import {
   compareFinal, finalSpread, rankByFinal, repeated, runRepeated, runsAtOnce, seedRuns, stepLossRows, type RepeatedExperiment,
 } from '../lib/lessons/repeats';
@@ -28,7 +28,7 @@ function fakeRun(accuracy: number, losses: number[] = []): Experiment {
   const m = { epoch: 1, valAccuracy: accuracy, valLoss: 1 - accuracy, cumulativeTime: 1, imagesPerSec: 1 } as EpochMetrics;
   return {
     label: 'x', config: { ...DEFAULT_CONFIG, batchSize: 32 }, epochs: [m], outcome: 'completed', diverged: null, runDir: '',
-    steps: losses.map((loss, i) => ({ epoch: 1, step: i + 1, loss })),
+    steps: losses.map((loss, i) => ({ epoch: 1, step: i + 1, loss })), validations: [],
   };
 }
 const fake = (label: string, accuracies: number[]): RepeatedExperiment => ({
@@ -95,16 +95,35 @@ describe('runRepeated (real training, in child processes)', () => {
     let pids: number[] = [];
     const watch = setInterval(() => {
       pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-        try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('experiment-process.js'); } catch { return false; }
+        try {
+          const parent = Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+          return parent === process.pid && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('experiment-process.js');
+        } catch { return false; }
       }).concat(pids);
     }, 100);
     await assert.rejects(runRepeated(plans, { atOnce: 2 }), (e: Error) => /no-data-here/.test(e.message));
     clearInterval(watch);
     assert.ok(pids.length >= 1, 'the runs trained in child processes');
-    await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual([...new Set(pids)].filter(isAlive), [], 'child processes left behind');
     const long = fs.readdirSync(runsDir).filter((d) => !before.has(d)).map((d) => path.join(runsDir, d, 'end.json')).filter(fs.existsSync);
     assert.ok(long.some((f) => /interrupted|failed/.test(fs.readFileSync(f, 'utf8'))), 'the stopped run recorded its end');
+  });
+});
+
+describe('validation within epochs (validateEvery)', () => {
+  it('validates every N steps on a subset and at epoch ends on all, without changing the training or its time', { timeout: 120_000 }, async () => {
+    const plain = await runExperiment('plain', tiny);
+    const probed = await runExperiment('probed', { ...tiny, validateEvery: 3, validateEveryImages: 50 });
+    assert.deepEqual(probed.epochs.map((e) => [e.valLoss, e.valAccuracy, e.trainLoss]), plain.epochs.map((e) => [e.valLoss, e.valAccuracy, e.trainLoss]));
+    // 8 steps an epoch: within it after steps 3 and 6 (50 images), then at its end (200).
+    assert.deepEqual(probed.validations.map((v) => [v.epoch, v.step, v.globalStep, v.images]), [
+      [1, 3, 3, 50], [1, 6, 6, 50], [1, 8, 8, 200], [2, 3, 11, 50], [2, 6, 14, 50], [2, 8, 16, 200],
+    ]);
+    assert.deepEqual(plain.validations.map((v) => [v.step, v.images]), [[8, 200], [8, 200]]);
+    const ends = probed.validations.filter((v) => v.images === 200);
+    assert.deepEqual(ends.map((v) => [v.valAccuracy, v.seconds]), probed.epochs.map((e) => [e.valAccuracy, e.cumulativeTime]));
+    const seconds = probed.validations.map((v) => v.seconds);
+    assert.deepEqual(seconds, [...seconds].sort((a, b) => a - b), 'training time only grows');
   });
 });
 

@@ -292,6 +292,21 @@ const VALUE_FLAGS: readonly ValueFlag[] = [
     parse: subset(TEST_IMAGES, 'test images'),
   }),
   valueFlag({
+    name: 'validate-every',
+    field: 'validateEvery',
+    metavar: 'STEPS',
+    help: 'also validate every STEPS steps within an epoch, on the first --validate-every-images validation images (time spent validating is not training time)',
+    defaultText: 'at the end of each epoch only',
+    parse: positiveInt,
+  }),
+  valueFlag({
+    name: 'validate-every-images',
+    field: 'validateEveryImages',
+    metavar: 'N',
+    help: 'validation images of the validations within an epoch',
+    parse: positiveInt,
+  }),
+  valueFlag({
     name: 'data-dir',
     field: 'dataDir',
     metavar: 'DIR',

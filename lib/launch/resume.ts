@@ -20,7 +20,7 @@ export class ResumeError extends Error {
  */
 const FREE_FIELDS: ReadonlySet<keyof TrainConfig> = new Set<keyof TrainConfig>([
   'epochs', 'targetAccuracy', 'patience', 'dataDir', 'save', 'runsDir', 'progress', 'oversubscribe', 'masterAddr', 'masterPort',
-  'nodeId', 'overlap', 'simulatedLink', 'deviceMemoryGb', 'backend', 'resume', 'maxRestarts', 'keepCheckpoints', 'runId',
+  'nodeId', 'overlap', 'simulatedLink', 'validateEvery', 'validateEveryImages', 'deviceMemoryGb', 'backend', 'resume', 'maxRestarts', 'keepCheckpoints', 'runId',
 ]);
 
 /** The run folder `ref` names: a folder holding run.json, or a run id under `runsDir`. */

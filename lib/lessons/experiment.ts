@@ -6,6 +6,7 @@ import { trainingProgress } from '../plot/progress';
 import { DEFAULT_CONFIG, type TrainConfig } from '../train/config';
 import type { EpochMetrics } from '../train/metrics';
 import { train, type TrainEvent } from '../launch/train';
+import type { ValidationEvent } from '../train/events';
 import { listCheckpoints } from '../train/checkpoint-file';
 import { resumeConfig } from '../launch/resume';
 import { isUnfinished, readRun } from '../train/run-record';
@@ -20,7 +21,12 @@ export interface Experiment {
   runDir: string;
   /** The training loss of every step this process saw (a resumed run: from where it continued). */
   steps: StepLoss[];
+  /** Every validation, within epochs (validateEvery) and at their ends, in order. */
+  validations: ValidationPoint[];
 }
+
+/** One validation of a run: where in training, and what it measured. */
+export type ValidationPoint = Omit<ValidationEvent, 'type'>;
 
 /** What `runs/<id>/experiment.json` holds: the run was a lesson's experiment, under this label. */
 export interface ExperimentTag {
@@ -147,15 +153,22 @@ export interface StepLoss {
  * What a run's events feed: the tag written as soon as the run has a folder (so that a rerun after
  * an interrupt finds it), the live progress display, and the per-step losses.
  */
-export function experimentWatcher(prepared: PreparedExperiment): { onEvent: (event: TrainEvent) => void; steps: StepLoss[]; close: () => void } {
+export function experimentWatcher(prepared: PreparedExperiment): {
+  onEvent: (event: TrainEvent) => void; steps: StepLoss[]; validations: ValidationPoint[]; close: () => void;
+} {
   const progress = trainingProgress(prepared.config.epochs, { label: prepared.label });
   const steps: StepLoss[] = [];
+  const validations: ValidationPoint[] = [];
   const onEvent = (event: TrainEvent) => {
     if (event.type === 'start' && event.runDir !== '') fs.writeFileSync(path.join(event.runDir, EXPERIMENT_FILE), JSON.stringify(prepared.tag, null, 2) + '\n');
     if (event.type === 'step') steps.push({ epoch: event.epoch, step: event.step, loss: event.loss });
+    if (event.type === 'validation') {
+      const { type: _, ...point } = event;
+      validations.push(point);
+    }
     progress.onEvent(event);
   };
-  return { onEvent, steps, close: () => progress.close() };
+  return { onEvent, steps, validations, close: () => progress.close() };
 }
 
 /** Trains with a live progress display and returns what the lesson plots. */
@@ -178,7 +191,7 @@ export async function trainPrepared(prepared: PreparedExperiment): Promise<Exper
     const result = await train(prepared.trainConfig, { onEvent: watcher.onEvent }).catch((error: unknown) => {
       throw inNotebookTerms(error);
     });
-    return { label, config: prepared.config, epochs: result.epochs, outcome: result.outcome, diverged: result.diverged, runDir: result.runDir, steps: watcher.steps };
+    return { label, config: prepared.config, epochs: result.epochs, outcome: result.outcome, diverged: result.diverged, runDir: result.runDir, steps: watcher.steps, validations: watcher.validations };
   } finally {
     watcher.close();
   }

@@ -45,6 +45,7 @@ function readExperiment(runDir: string): EarlierExperiment | null {
       diverged: at ? { epoch: Number(at[1]), step: Number(at[2]) } : null,
       runDir,
       steps: [],
+      validations: [],
       startedAt: info.startedAt,
     };
   } catch {

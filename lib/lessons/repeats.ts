@@ -102,7 +102,7 @@ function trainInChild(prepared: PreparedExperiment, children: Set<ChildProcess>)
     if (message.type === 'event') watcher.onEvent(message.event);
     else if (message.type === 'done') {
       const r = message.result;
-      done = { label: prepared.label, config: prepared.config, epochs: r.epochs, outcome: r.outcome, diverged: r.diverged, runDir: r.runDir, steps: watcher.steps };
+      done = { label: prepared.label, config: prepared.config, epochs: r.epochs, outcome: r.outcome, diverged: r.diverged, runDir: r.runDir, steps: watcher.steps, validations: watcher.validations };
     } else {
       reported = Object.assign(new Error(message.message), { name: message.kind });
     }
@@ -236,10 +236,15 @@ function globalBatch(c: TrainConfig): number {
 }
 
 /**
- * The training loss of every step, the mean over the seeds, against the images trained so far:
- * one row per step and configuration (for lineChart, color by run).
+ * The training loss of every step, the mean over the seeds (or each seed's own), against the
+ * images trained so far: one row per step and configuration (for lineChart, color by run).
  */
-export function stepLossRows(rs: RepeatedExperiment[]): { run: string; images: number; loss: number }[] {
+export function stepLossRows(rs: RepeatedExperiment[], o: { perSeed?: boolean } = {}): { run: string; images: number; loss: number }[] {
+  if (o.perSeed) {
+    return rs.flatMap((r) => r.runs.flatMap((run, k) => run.steps.map((step, i) => ({
+      run: `${r.label}, seed ${r.seeds[k]}`, images: (i + 1) * globalBatch(run.config), loss: step.loss,
+    }))));
+  }
   return rs.flatMap((r) => {
     const steps = Math.min(...r.runs.map((run) => run.steps.length));
     const batch = globalBatch(r.runs[0].config);

@@ -59,7 +59,8 @@ function encodeAxis(axis: AxisField): Record<string, unknown> {
   if (type === 'quantitative') {
     enc.scale = axis.scale === 'log' ? { type: 'log' } : { zero: axis.zero ?? false };
   }
-  if (axis.format) enc.axis = { format: axis.format };
+  // Whole-number axes (epochs, workers) get whole-number ticks only.
+  if (axis.format) enc.axis = axis.format === 'd' ? { format: 'd', tickMinStep: 1 } : { format: axis.format };
   return enc;
 }
 

@@ -42,6 +42,10 @@ export interface TrainConfig extends Omit<OptimizerSpec, 'name'> {
   trainSubset: number | null;
   /** Validate on the first N test images only (null = all 10,000). */
   valSubset: number | null;
+  /** Also validate every this many steps within an epoch (null = at the ends of epochs only). */
+  validateEvery: number | null;
+  /** Those validations within an epoch use the first N validation images. */
+  validateEveryImages: number;
   /** Folder with the four IDX files (null = the project's `data/`). */
   dataDir: string | null;
   /** Folder to save the trained model in tfjs format (null = do not save). */
@@ -109,6 +113,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   seed: 0,
   trainSubset: null,
   valSubset: null,
+  validateEvery: null,
+  validateEveryImages: 2000,
   dataDir: null,
   save: null,
   runsDir: 'runs',

@@ -24,6 +24,21 @@ export interface StepEvent {
   /** All workers together, since the epoch started. */
   imagesPerSec: number;
 }
+/** A validation: within an epoch (every --validate-every steps, on a subset) or at its end (all validation images). */
+export interface ValidationEvent {
+  type: 'validation';
+  epoch: number;
+  /** Steps done in this epoch, and since training started. */
+  step: number;
+  globalStep: number;
+  /** Training seconds so far, validations not counted. */
+  seconds: number;
+  images: number;
+  valLoss: number;
+  valAccuracy: number;
+  /** The last step's training loss (within an epoch) or the epoch's mean (at its end). */
+  trainLoss: number;
+}
 export interface EpochEvent {
   type: 'epoch';
   metrics: EpochMetrics;
@@ -32,7 +47,7 @@ export interface LogEvent {
   type: 'log';
   message: string;
 }
-export type TrainEvent = StartEvent | StepEvent | EpochEvent | LogEvent;
+export type TrainEvent = StartEvent | StepEvent | ValidationEvent | EpochEvent | LogEvent;
 
 export type Outcome = 'completed' | 'early-stop' | 'diverged';
 

@@ -229,6 +229,8 @@ export async function trainRank(
       let communicationSeconds = 0;
       let hiddenSeconds = 0;
       let lossSum = 0;
+      // Validations within the epoch: their time is not training time.
+      let validatingSeconds = 0;
       for (let step = 0; step < batches.length; step++) {
         const stepStart = performance.now();
         batches[step].forEach((pos, i) => { datasetIndices[i] = indices[pos]; });
@@ -249,8 +251,19 @@ export async function trainRank(
         trainer.applyGradients(grads, lr);
         computeSeconds += (performance.now() - stepStart) / 1000 - communication.slowestWait - communication.exposed;
         lossSum += loss;
-        const elapsed = (performance.now() - started) / 1000;
+        const elapsed = (performance.now() - started) / 1000 - validatingSeconds;
         emit({ type: 'step', epoch, step: step + 1, steps: batches.length, loss, imagesPerSec: ((step + 1) * globalBatch) / elapsed });
+        if (config.validateEvery != null && (step + 1) % config.validateEvery === 0 && step + 1 < batches.length) {
+          const paused = performance.now();
+          broadcastBuffers(model, comm);
+          const images = Math.min(config.validateEveryImages, valCount);
+          const v = validate(trainer, data.test, images, comm);
+          emit({
+            type: 'validation', epoch, step: step + 1, globalStep: (epoch - 1) * batches.length + step + 1, seconds: cumulativeTime + elapsed,
+            images, valLoss: v.loss, valAccuracy: v.accuracy, trainLoss: loss,
+          });
+          validatingSeconds += (performance.now() - paused) / 1000;
+        }
         await yieldToEventLoop();
         if (stop.requested != null) {
           const kept = epoch > 1 ? `; the checkpoint of epoch ${epoch - 1} is kept: continue with --resume ${record?.dir ?? ''}` : '';
@@ -259,7 +272,7 @@ export async function trainRank(
       }
       if (outcome === 'diverged') break;
       comm.barrier();
-      const epochTime = (performance.now() - started) / 1000;
+      const epochTime = (performance.now() - started) / 1000 - validatingSeconds;
       broadcastBuffers(model, comm);
       cumulativeTime += epochTime;
       const { loss: valLoss, accuracy: valAccuracy } = validate(trainer, data.test, valCount, comm);
@@ -270,6 +283,10 @@ export async function trainRank(
         ...(trainer.reducer.timeline ? { timeline: trainer.reducer.timeline } : {}),
       };
       epochs.push(metrics);
+      emit({
+        type: 'validation', epoch, step: batches.length, globalStep: epoch * batches.length, seconds: cumulativeTime,
+        images: valCount, valLoss, valAccuracy, trainLoss: metrics.trainLoss,
+      });
       // The checkpoint first: metrics.jsonl never gets ahead of what a resume can continue from.
       if (record != null) saveCheckpoint(record.dir, trainer, { runId: record.id, epoch, config, worldSize: world.worldSize, metrics: epochs });
       record?.addEpoch(metrics);
