@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../lib/backend/select';
 import { fitRingCostModel, ringAllReduceMs, type RingTiming } from '../lib/launch/ring-benchmark';
 import { countDeadUnits, deadUnitsOfRun } from '../lib/lessons/dead-units';
+import { fitCriticalBatch, reachOf } from '../lib/lessons/critical-batch';
+import type { DeviceResult } from '../lib/lessons/devices';
 import { runExperiment, type Experiment } from '../lib/lessons/experiment';
 import {
   compareFinal, finalSpread, rankByFinal, repeated, runRepeated, runsAtOnce, seedRuns, stepLossRows, type RepeatedExperiment,
@@ -166,5 +168,26 @@ describe('the ring cost model fit', () => {
     const relative = fitRingCostModel(skewed);
     const small = ringAllReduceMs(relative, 2, 4) / skewed[0].ms;
     assert.ok(Math.abs(small - 1) < 0.2, `the 4-byte all-reduce predicted at ${small.toFixed(2)} of its measured time`);
+  });
+});
+
+describe('the critical batch (lesson 06)', () => {
+  it("recovers S_min and B_crit from steps that follow McCandlish et al.'s curve, and refuses what it cannot fit", () => {
+    const curve = (b: number) => 400 * (1 + 128 / b);
+    const fit = fitCriticalBatch([32, 64, 128, 256].map((b) => ({ globalBatch: b, steps: curve(b) })));
+    assert.ok(fit != null && Math.abs(fit.minSteps - 400) < 1e-6 && Math.abs(fit.criticalBatch - 128) < 1e-6, JSON.stringify(fit));
+    assert.equal(fitCriticalBatch([{ globalBatch: 32, steps: 10 }]), null);
+    assert.equal(fitCriticalBatch([{ globalBatch: 32, steps: 10 }, { globalBatch: 64, steps: 20 }]), null, 'more steps with a larger batch: no such curve');
+  });
+
+  it('reads when a run first reached the target from its validations, projecting the time of emulated devices', () => {
+    const v = (globalStep: number, valAccuracy: number, seconds: number) => ({ epoch: 1, step: globalStep, globalStep, seconds, images: 100, valLoss: 1, valAccuracy, trainLoss: 1 });
+    const experiment = { ...fakeRun(0.9), validations: [v(5, 0.5, 1), v(10, 0.81, 2), v(20, 0.9, 4)] };
+    const result = {
+      label: '4 devices', globalBatch: 128, seed: 0, experiment, stepsPerEpoch: 20, seconds: [8], timeIs: 'measured',
+    } as unknown as DeviceResult;
+    assert.deepEqual(reachOf(result, 0.8), { label: '4 devices', globalBatch: 128, seed: 0, steps: 10, images: 1280, seconds: 2, timeIs: 'measured' });
+    assert.equal(reachOf({ ...result, timeIs: 'projected' }, 0.8).seconds, 4, '10 of 20 steps of a projected 8 s epoch');
+    assert.equal(reachOf(result, 0.95).steps, null);
   });
 });

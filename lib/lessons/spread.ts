@@ -13,9 +13,11 @@ export function spread(values: number[]): Spread {
   return { mean: values.reduce((a, b) => a + b, 0) / values.length, min: Math.min(...values), max: Math.max(...values), n: values.length };
 }
 
-/** "12.3 (11.8-13.0)" */
+/** "12.3 (11.8-13.0)"; "-0.1 (-0.2 to 0.1)" when a minus sign would blur the range. */
 export function formatSpread(s: Spread, digits = 1): string {
-  return s.n > 1 ? `${s.mean.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})` : s.mean.toFixed(digits);
+  if (s.n <= 1) return s.mean.toFixed(digits);
+  const to = s.min < 0 ? ' to ' : '-';
+  return `${s.mean.toFixed(digits)} (${s.min.toFixed(digits)}${to}${s.max.toFixed(digits)})`;
 }
 
 /** Whether two sets of at least two repeats each do not overlap: the only differences a lesson claims. */
