@@ -45,6 +45,8 @@ const EVERY_FLAG: [string, string, Partial<TrainConfig>][] = [
   ['--backend', 'wasm', { backend: 'wasm' }],
   ['--train-subset', '60000', { trainSubset: 60000 }],
   ['--val-subset', '500', { valSubset: 500 }],
+  ['--validate-every', '25', { validateEvery: 25 }],
+  ['--validate-every-images', '1000', { validateEveryImages: 1000 }],
   ['--data-dir', '/tmp/fm', { dataDir: '/tmp/fm' }],
   ['--seed', '42', { seed: 42 }],
   ['--save', 'models/cnn', { save: 'models/cnn' }],

@@ -161,7 +161,7 @@ describe('lineChart strokeDash', () => {
   it('dashes and fades the lines of the later values, in Plotly too', () => {
     const dashed = { ...options, strokeDash: { field: 'when', title: 'when', values: ['now', 'before'] } };
     const encoding = lineChart(dashed).encoding as Record<string, unknown>;
-    assert.deepEqual(encoding.strokeDash, { field: 'when', type: 'nominal', title: 'when', scale: { domain: ['now', 'before'], range: [[1, 0], [6, 4]] } });
+    assert.deepEqual(encoding.strokeDash, { field: 'when', type: 'nominal', title: 'when', scale: { domain: ['now', 'before'], range: [[1, 0], [6, 4]] }, legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 } });
     assert.deepEqual(lineFigure(dashed).data.map((t) => [t.name, t.line, t.opacity]), [['a', undefined, undefined], ['b', { dash: 'dash' }, 0.5]]);
   });
 });

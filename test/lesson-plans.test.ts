@@ -70,12 +70,16 @@ describe("the lessons' quick plans", () => {
       for (const run of runs) {
         // A tuning sweep may run one seed per point; the configurations it picks are then rerun on fresh seeds.
         const tuning = (run as Compared & { tuning?: boolean }).tuning === true;
-        if (!tuning) assert.ok(new Set(run.seeds).size >= 3, `${notebook}: '${run.label}' runs seeds [${run.seeds.join(', ')}]`);
+        if (tuning) continue;
+        assert.ok(new Set(run.seeds).size >= 3, `${notebook}: '${run.label}' runs seeds [${run.seeds.join(', ')}]`);
         assert.equal(run.settings.valSubset ?? null, null, `${notebook}: '${run.label}' validates on ${run.settings.valSubset} images, not the whole test set`);
       }
       const sweeps = runs.filter((r) => (r as Compared & { tuning?: boolean }).tuning === true);
       if (sweeps.length > 0) {
         const confirm = (plan as { confirmSeeds?: number[] }).confirmSeeds;
+        // The reruns of the sweep's picks take the sweep's settings but the whole test set.
+        const { s } = settingsOf(notebook, 'quick', ['s']);
+        assert.equal((s as { valSubset?: number | null }).valSubset ?? null, null, `${notebook}: its reruns validate on part of the test set`);
         assert.ok(Array.isArray(confirm) && new Set(confirm).size >= 3, `${notebook}: the picks of its sweep are confirmed on seeds [${confirm}]`);
         const swept = new Set(sweeps.flatMap((s) => s.seeds));
         assert.ok(confirm.every((s) => !swept.has(s)), `${notebook}: the confirming seeds [${confirm}] must be fresh (the sweep ran [${[...swept]}])`);
