@@ -157,6 +157,14 @@ describe('npm run lessons -- --smoke', () => {
     });
   }
 
+  it('has lessons 02 to 06 print their outcomes from the runs, over their seeds', () => {
+    for (const name of ['02-momentum', '03-learning-rate-scaling', '04-warmup', '05-novograd', '06-devices-and-accuracy']) {
+      const nb = readNotebook(path.join(out, `${name}.ipynb`));
+      const printed = nb.cells.flatMap((c) => (c.outputs ?? []).map((o) => text(o.text as string | string[] | undefined))).join('\n');
+      assert.match(printed, /mean and range over \d+ and \d+ seeds, (all 10,000|[\d,]+ of the 10,000) test images\): (.+ is better by \d\.\d{3}, and the ranges do not overlap|the ranges overlap)/, `${name} prints no comparison`);
+    }
+  });
+
   it('has notebook 00 show that 2 workers x 32 train like 1 worker x 64', () => {
     const nb = readNotebook(path.join(out, '00-data-parallel-in-one-picture.ipynb'));
     const plain = nb.cells.flatMap((c) => (c.outputs ?? []).map((o) => text(o.data?.['text/plain'] as string | string[] | undefined))).join('\n');
