@@ -89,6 +89,24 @@ describe('runRepeated (real training, in child processes)', () => {
     assert.notDeepEqual(side[0].runs[0].epochs.map((e) => e.valLoss), side[0].runs[1].epochs.map((e) => e.valLoss), 'the seeds differ');
   });
 
+  it('gives a run of two workers both cores, and trains one-worker runs two at a time around it', { timeout: 300_000 }, async () => {
+    const plans = [repeated('one worker', tiny, [1]), repeated('two workers', { ...tiny, numGpus: 2, batchSize: 16 }, [1]), repeated('one worker again', tiny, [2, 3])];
+    const [one, two, again] = await runRepeated(plans, { atOnce: 2 });
+    assert.equal(two.runs[0].config.numGpus, 2);
+    const span = (e: Experiment) => {
+      const info = JSON.parse(fs.readFileSync(path.join(e.runDir, 'run.json'), 'utf8')) as { startedAt: string };
+      const end = JSON.parse(fs.readFileSync(path.join(e.runDir, 'end.json'), 'utf8')) as { finishedAt: string };
+      return [Date.parse(info.startedAt), Date.parse(end.finishedAt)];
+    };
+    const [twoStart, twoEnd] = span(two.runs[0]);
+    for (const e of [one.runs[0], ...again.runs]) {
+      const [start, end] = span(e);
+      assert.ok(end <= twoStart || start >= twoEnd, `${e.label} trained while the two-worker run held both cores`);
+    }
+    const [a, b] = again.runs.map(span);
+    assert.ok(a[0] < b[1] && b[0] < a[1], 'the one-worker runs after it trained side by side');
+  });
+
   it('stops every run when one fails, naming it, and leaves no process behind', { timeout: 120_000 }, async () => {
     const missing = path.join(runsDir, 'no-data-here');
     // The broken run starts once the short one is done, while the long one trains.
@@ -103,7 +121,7 @@ describe('runRepeated (real training, in child processes)', () => {
         } catch { return false; }
       }).concat(pids);
     }, 100);
-    await assert.rejects(runRepeated(plans, { atOnce: 2 }), (e: Error) => /no-data-here/.test(e.message));
+    await assert.rejects(runRepeated(plans, { atOnce: 2 }), (e: Error) => /^broken, seed 0: .*no-data-here/.test(e.message));
     clearInterval(watch);
     assert.ok(pids.length >= 1, 'the runs trained in child processes');
     assert.deepEqual([...new Set(pids)].filter(isAlive), [], 'child processes left behind');

@@ -68,7 +68,7 @@ export function runsAtOnce(configs: Pick<TrainConfig, 'backend' | 'numGpus' | 'n
 /** The estimate of every seed's run, side by side as runRepeated will train them. */
 export async function showRepeatedEstimate(plans: RepeatedPlan[], options: { setting?: LessonSetting; atOnce?: number } = {}): Promise<void> {
   const runs = seedRuns(plans);
-  const atOnce = options.atOnce ?? runsAtOnce(runs.map((r) => lessonConfig(r.settings)));
+  const atOnce = options.atOnce ?? runsAtOnce(runs.map((r) => ({ ...lessonConfig(r.settings), numGpus: 1 })));
   await showEstimate(runs, { setting: options.setting, atOnce });
 }
 
@@ -104,7 +104,7 @@ function trainInChild(prepared: PreparedExperiment, children: Set<ChildProcess>)
       const r = message.result;
       done = { label: prepared.label, config: prepared.config, epochs: r.epochs, outcome: r.outcome, diverged: r.diverged, runDir: r.runDir, steps: watcher.steps, validations: watcher.validations };
     } else {
-      reported = Object.assign(new Error(message.message), { name: message.kind });
+      reported = Object.assign(new Error(`${prepared.label}: ${message.message}`), { name: message.kind });
     }
   });
   child.send({ type: 'train', config: prepared.trainConfig } satisfies ExperimentStartMessage);
@@ -123,8 +123,9 @@ function trainInChild(prepared: PreparedExperiment, children: Set<ChildProcess>)
 }
 
 /**
- * Trains every plan once per seed and returns each plan's runs. Runs train `atOnce` at a time,
- * each in its own process; the first failure stops the others and is thrown, naming its run.
+ * Trains every plan once per seed and returns each plan's runs. Runs train side by side, each in
+ * its own process, as many as the cores take (trainSideBySide); the first failure stops the
+ * others and is thrown, naming its run.
  * An interrupt (the kernel's stop button, Ctrl-C) is passed to every run, which records it.
  */
 export async function runRepeated(plans: RepeatedPlan[], options: RepeatedOptions = {}): Promise<RepeatedExperiment[]> {
@@ -132,7 +133,9 @@ export async function runRepeated(plans: RepeatedPlan[], options: RepeatedOption
   const jobs = plans.flatMap((plan, p) => plan.seeds.map((seed) => ({
     p, prepared: prepareExperiment(`${plan.label}, seed ${seed}`, { ...plan.settings, seed }, options),
   })));
-  const atOnce = Math.min(options.atOnce ?? runsAtOnce(jobs.map((j) => j.prepared.config)), jobs.length);
+  const cores = os.availableParallelism();
+  // As many runs at once as one-core runs would fit; each run then takes a core per worker.
+  const atOnce = Math.min(options.atOnce ?? runsAtOnce(jobs.map((j) => ({ ...j.prepared.config, numGpus: 1 })), cores), jobs.length);
   const results: Experiment[][] = plans.map(() => []);
   if (atOnce <= 1) {
     for (const job of jobs) {
@@ -145,33 +148,61 @@ export async function runRepeated(plans: RepeatedPlan[], options: RepeatedOption
     const onTerm = forward('SIGTERM');
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
-    const finished = new Map<number, Experiment>();
-    let next = 0;
-    let failure: unknown = null;
-    const lane = async () => {
-      while (failure == null && next < jobs.length) {
-        const index = next++;
-        try {
-          finished.set(index, await trainInChild(jobs[index].prepared, children));
-        } catch (error) {
-          if (failure == null) {
-            failure = error;
-            for (const child of children) child.kill('SIGTERM');
-            setTimeout(() => { for (const child of children) child.kill('SIGKILL'); }, KILL_GRACE_MS).unref();
-          }
-        }
-      }
-    };
     try {
-      await Promise.all(Array.from({ length: atOnce }, lane));
+      const finished = await trainSideBySide(jobs.map((j) => j.prepared), { atOnce, cores }, children);
+      jobs.forEach((job, index) => results[job.p].push(finished[index]));
     } finally {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
     }
-    if (failure != null) throw failure;
-    jobs.forEach((job, index) => results[job.p].push(finished.get(index) as Experiment));
   }
   return plans.map((plan, p) => ({ label: plan.label, settings: plan.settings, seeds: plan.seeds, runs: results[p] }));
+}
+
+/**
+ * Trains the runs in their order, starting the next whenever at most `atOnce` run and the cores
+ * their workers take (one each) are free; a run wider than the machine trains alone. The first
+ * failure stops the others and is thrown once every child process has exited.
+ */
+function trainSideBySide(runs: PreparedExperiment[], limits: { atOnce: number; cores: number }, children: Set<ChildProcess>): Promise<Experiment[]> {
+  const finished: Experiment[] = [];
+  const width = (r: PreparedExperiment) => Math.min(limits.cores, Math.max(1, r.config.numGpus));
+  let next = 0;
+  let running = 0;
+  let busyCores = 0;
+  let failure: unknown = null;
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      if (running > 0) return;
+      if (failure != null) reject(failure);
+      else if (next >= runs.length) resolve(finished);
+    };
+    const startMore = () => {
+      while (failure == null && next < runs.length) {
+        const cores = width(runs[next]);
+        if (running > 0 && (running >= limits.atOnce || busyCores + cores > limits.cores)) break;
+        const index = next++;
+        running++;
+        busyCores += cores;
+        trainInChild(runs[index], children).then(
+          (experiment) => { finished[index] = experiment; },
+          (error: unknown) => {
+            if (failure != null) return;
+            failure = error;
+            for (const child of children) child.kill('SIGTERM');
+            setTimeout(() => { for (const child of children) child.kill('SIGKILL'); }, KILL_GRACE_MS).unref();
+          },
+        ).finally(() => {
+          running--;
+          busyCores -= cores;
+          startMore();
+          settle();
+        });
+      }
+      settle();
+    };
+    startMore();
+  });
 }
 
 /** A metric of a run's last epoch; a run that diverged counts as what it recorded last. */
