@@ -30,7 +30,7 @@ function fakeRun(accuracy: number, losses: number[] = []): Experiment {
   const m = { epoch: 1, valAccuracy: accuracy, valLoss: 1 - accuracy, cumulativeTime: 1, imagesPerSec: 1 } as EpochMetrics;
   return {
     label: 'x', config: { ...DEFAULT_CONFIG, batchSize: 32 }, epochs: [m], outcome: 'completed', diverged: null, runDir: '',
-    steps: losses.map((loss, i) => ({ epoch: 1, step: i + 1, loss })), validations: [],
+    steps: losses.map((loss, i) => ({ epoch: 1, step: i + 1, steps: 100, loss })), validations: [],
   };
 }
 const fake = (label: string, accuracies: number[]): RepeatedExperiment => ({
@@ -49,6 +49,10 @@ describe('repeated runs: the summaries', () => {
     assert.match(compareFinal(a, b, { metric: 'valLoss' }), /A is better by 0\.050/, 'a lower loss is better');
     assert.match(compareFinal(fake('one', [0.9]), fake('other', [0.1])), /the ranges overlap/, 'one seed proves nothing');
     assert.deepEqual(rankByFinal([b, c, a]).map((r) => r.label), ['C', 'A', 'B']);
+    const nan = fake('diverged at once', [Number.NaN, 0.5, 0.5]);
+    nan.runs[0].outcome = 'diverged';
+    assert.deepEqual(rankByFinal([nan, b, a]).map((r) => r.label), ['A', 'B', 'diverged at once'], 'no number: last');
+    assert.match(compareFinal(a, nan), /diverged at once: 1 diverged, 2 completed, each counted at its last epoch/);
   });
 
   it('labels and seeds every run, and averages the per-step losses over the seeds', () => {
@@ -59,6 +63,12 @@ describe('repeated runs: the summaries', () => {
     assert.throws(() => repeated('none', {}, []), /at least one seed/);
     const r: RepeatedExperiment = { label: 'r', settings: {}, seeds: [0, 1], runs: [fakeRun(0.5, [2, 1, 0.5]), fakeRun(0.5, [4, 3])] };
     assert.deepEqual(stepLossRows([r]), [{ run: 'r', images: 32, loss: 3 }, { run: 'r', images: 64, loss: 2 }]);
+    // A seed resumed in epoch 2 has only its later steps: seeds line up by step, not by position.
+    const resumed = fakeRun(0.5);
+    resumed.steps = [{ epoch: 2, step: 1, steps: 2, loss: 1 }, { epoch: 2, step: 2, steps: 2, loss: 1 }];
+    const whole = fakeRun(0.5);
+    whole.steps = [1, 2, 3, 4].map((k) => ({ epoch: k <= 2 ? 1 : 2, step: k <= 2 ? k : k - 2, steps: 2, loss: 3 }));
+    assert.deepEqual(stepLossRows([{ label: 'r', settings: {}, seeds: [0, 1], runs: [whole, resumed] }]), [{ run: 'r', images: 96, loss: 2 }, { run: 'r', images: 128, loss: 2 }]);
   });
 
   it('trains one run per core on one-core engines, one at a time when a run takes the machine', () => {
@@ -165,8 +175,9 @@ describe('dead ReLU units', () => {
     model.dispose();
 
     const [run] = (await runRepeated([repeated('measured', tiny, [0])], { atOnce: 1 }))[0].runs;
-    const [start, end] = await deadUnitsOfRun(run, 100);
+    const { start, end } = await deadUnitsOfRun(run, 100);
     assert.equal(start.epoch, 0);
+    assert.ok(end != null);
     assert.equal(end.epoch, 2);
     assert.deepEqual(start.layers.map((l) => l.units), [32, 64, 128]);
     assert.ok(end.layers.every((l) => l.dead >= 0 && l.dead <= l.units));

@@ -31,21 +31,24 @@ export function reachOf(result: DeviceResult, target: number): TargetReach {
 }
 
 /**
- * McCandlish et al.'s steps against batch, S(B) = S_min (1 + B_crit / B), fitted by least squares in
- * 1/B to the mean steps of each batch: below B_crit doubling the batch nearly halves the steps,
- * above it the steps stop falling. null with fewer than two batches or a fit that is not positive.
+ * McCandlish et al.'s steps against batch, S(B) = S_min (1 + B_crit / B), fitted in relative error
+ * (every batch counts alike, not the thousands of steps of the smallest) to the mean steps of each
+ * batch: below B_crit doubling the batch nearly halves the steps, above it the steps stop falling.
+ * null with fewer than two batches or a fit that is not positive.
  */
 export function fitCriticalBatch(points: { globalBatch: number; steps: number }[]): { minSteps: number; criticalBatch: number } | null {
   if (new Set(points.map((p) => p.globalBatch)).size < 2) return null;
-  const xs = points.map((p) => 1 / p.globalBatch);
-  const ys = points.map((p) => p.steps);
-  const n = points.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  const sxx = xs.reduce((s, x) => s + (x - mx) ** 2, 0);
-  const sxy = xs.reduce((s, x, i) => s + (x - mx) * (ys[i] - my), 0);
-  const slope = sxy / sxx;
-  const minSteps = my - slope * mx;
+  // S = a + b / B, each row divided by its S: [1/S, 1/(B S)] . [a, b] = 1.
+  const rows = points.map((p) => ({ u: 1 / p.steps, v: 1 / (p.globalBatch * p.steps) }));
+  const suu = rows.reduce((s, r) => s + r.u * r.u, 0);
+  const suv = rows.reduce((s, r) => s + r.u * r.v, 0);
+  const svv = rows.reduce((s, r) => s + r.v * r.v, 0);
+  const su = rows.reduce((s, r) => s + r.u, 0);
+  const sv = rows.reduce((s, r) => s + r.v, 0);
+  const det = suu * svv - suv * suv;
+  if (!(Math.abs(det) > 1e-12 * suu * svv)) return null;
+  const minSteps = (su * svv - sv * suv) / det;
+  const slope = (suu * sv - suv * su) / det;
   if (!(minSteps > 0) || !(slope > 0)) return null;
   return { minSteps, criticalBatch: slope / minSteps };
 }

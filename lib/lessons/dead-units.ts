@@ -43,10 +43,10 @@ export interface DeadUnitsAt {
 }
 
 /**
- * Dead units of a run at its start (its seed's initial weights) and after its newest checkpoint,
- * on the first `images` test images.
+ * Dead units of a run at its start (its seed's initial weights) and after its newest checkpoint
+ * (null: the run has none, e.g. it diverged in its first epoch), on the first `images` test images.
  */
-export async function deadUnitsOfRun(run: { config: TrainConfig; runDir: string }, images = 1000): Promise<DeadUnitsAt[]> {
+export async function deadUnitsOfRun(run: { config: TrainConfig; runDir: string }, images = 1000): Promise<{ start: DeadUnitsAt; end: DeadUnitsAt | null }> {
   await initEngine(run.config.backend);
   const data = loadFashionMnist({ dataDir: run.config.dataDir });
   const n = Math.min(images, data.test.count);
@@ -54,14 +54,13 @@ export async function deadUnitsOfRun(run: { config: TrainConfig; runDir: string 
   const input = tf.tensor4d(batch.images, [n, 28, 28, 1]);
   const model = buildModel(run.config.model, run.config.seed, { dropout: run.config.dropout });
   try {
-    const result: DeadUnitsAt[] = [{ epoch: 0, layers: countDeadUnits(model, input) }];
+    const start: DeadUnitsAt = { epoch: 0, layers: countDeadUnits(model, input) };
     const { checkpoint } = loadCheckpoint(run.runDir);
-    if (checkpoint == null) throw new RangeError(`${run.runDir} has no checkpoint to measure`);
+    if (checkpoint == null) return { start, end: null };
     const weights = checkpoint.values.slice(0, checkpoint.header.weightCount).map((v, i) => tf.tensor(v, checkpoint.header.tensors[i].shape));
     model.setWeights(weights);
     tf.dispose(weights);
-    result.push({ epoch: checkpoint.header.epoch, layers: countDeadUnits(model, input) });
-    return result;
+    return { start, end: { epoch: checkpoint.header.epoch, layers: countDeadUnits(model, input) } };
   } finally {
     model.dispose();
     input.dispose();

@@ -145,7 +145,9 @@ export function prepareExperiment(label: string, settings: Partial<TrainConfig>,
 /** The loss of one training step. */
 export interface StepLoss {
   epoch: number;
+  /** 1-based within the epoch, of `steps`. */
   step: number;
+  steps: number;
   loss: number;
 }
 
@@ -161,7 +163,7 @@ export function experimentWatcher(prepared: PreparedExperiment): {
   const validations: ValidationPoint[] = [];
   const onEvent = (event: TrainEvent) => {
     if (event.type === 'start' && event.runDir !== '') fs.writeFileSync(path.join(event.runDir, EXPERIMENT_FILE), JSON.stringify(prepared.tag, null, 2) + '\n');
-    if (event.type === 'step') steps.push({ epoch: event.epoch, step: event.step, loss: event.loss });
+    if (event.type === 'step') steps.push({ epoch: event.epoch, step: event.step, steps: event.steps, loss: event.loss });
     if (event.type === 'validation') {
       const { type: _, ...point } = event;
       validations.push(point);

@@ -15,7 +15,7 @@ import type { MimeBundle } from '../plot/types';
 import type { LessonSetting } from './settings';
 import {
   experimentWatcher, inNotebookTerms, lessonConfig, prepareExperiment, trainPrepared,
-  type Experiment, type ExperimentOptions, type PlannedRun, type PreparedExperiment,
+  type Experiment, type StepLoss, type ExperimentOptions, type PlannedRun, type PreparedExperiment,
 } from './experiment';
 import type { ExperimentProcessMessage, ExperimentStartMessage } from './experiment-messages';
 import { formatSpread, separated, spread, type Spread } from './spread';
@@ -109,10 +109,14 @@ function trainInChild(prepared: PreparedExperiment, children: Set<ChildProcess>)
   });
   child.send({ type: 'train', config: prepared.trainConfig } satisfies ExperimentStartMessage);
   return new Promise<Experiment>((resolve, reject) => {
-    child.on('exit', (code, signal) => {
+    let spawnError: Error | null = null;
+    child.on('error', (error) => { spawnError ??= error; });
+    // 'close', not 'exit': it comes after the IPC channel has delivered the child's last message.
+    child.on('close', (code, signal) => {
       children.delete(child);
       watcher.close();
       if (done != null && code === 0) resolve(done);
+      else if (spawnError != null && reported == null) reject(new Error(`${prepared.label}: its training process could not run: ${spawnError.message}`));
       else if (reported != null) reject(inNotebookTerms(reported));
       else {
         const how = signal != null ? `killed by ${signal}` : `exited with code ${code}`;
@@ -246,8 +250,12 @@ export function compareFinal(a: RepeatedExperiment, b: RepeatedExperiment, o: Co
   const sa = finalSpread(a, metric);
   const sb = finalSpread(b, metric);
   const what = metric === 'valAccuracy' ? 'final test accuracy' : metric === 'valLoss' ? 'final test loss' : metric;
+  // A seed that diverged counts with its last finished epoch (NaN before the first): say so.
+  const unfinished = [a, b].filter((r) => r.runs.some((run) => run.outcome === 'diverged'))
+    .map((r) => `${r.label}: ${outcomes(r)}`);
   const head = `${a.label}: ${formatSpread(sa, digits)} against ${b.label}: ${formatSpread(sb, digits)} ` +
-    `(${what}, mean and range over ${sa.n} and ${sb.n} seeds, ${testImages(a)})`;
+    `(${what}, mean and range over ${sa.n} and ${sb.n} seeds, ${testImages(a)}` +
+    `${unfinished.length > 0 ? `; ${unfinished.join('; ')}, each counted at its last epoch` : ''})`;
   if (!separated(sa, sb)) return `${head}: the ranges overlap, so these runs show no difference between them.`;
   const better = (sa.mean > sb.mean) === higherIsBetter ? a : b;
   return `${head}: ${better.label} is better by ${Math.abs(sa.mean - sb.mean).toFixed(digits)}, and the ranges do not overlap.`;
@@ -257,8 +265,12 @@ export function compareFinal(a: RepeatedExperiment, b: RepeatedExperiment, o: Co
 export function rankByFinal(rs: RepeatedExperiment[], o: CompareOptions = {}): RepeatedExperiment[] {
   const metric = o.metric ?? 'valAccuracy';
   const higherIsBetter = o.higherIsBetter ?? (metric === 'valAccuracy' || metric === 'imagesPerSec');
-  const mean = (r: RepeatedExperiment) => finalSpread(r, metric).mean;
-  return [...rs].sort((x, y) => (higherIsBetter ? mean(y) - mean(x) : mean(x) - mean(y)));
+  // Configurations without a number (a seed diverged in its first epoch) go last.
+  const mean = (r: RepeatedExperiment) => {
+    const m = finalSpread(r, metric).mean;
+    return Number.isNaN(m) ? Number.NEGATIVE_INFINITY : higherIsBetter ? m : -m;
+  };
+  return [...rs].sort((x, y) => mean(y) - mean(x));
 }
 
 /** The images of one step of a run: its global batch. */
@@ -271,17 +283,18 @@ function globalBatch(c: TrainConfig): number {
  * images trained so far: one row per step and configuration (for lineChart, color by run).
  */
 export function stepLossRows(rs: RepeatedExperiment[], o: { perSeed?: boolean } = {}): { run: string; images: number; loss: number }[] {
+  const globalStep = (s: StepLoss) => (s.epoch - 1) * s.steps + s.step;
   if (o.perSeed) {
-    return rs.flatMap((r) => r.runs.flatMap((run, k) => run.steps.map((step, i) => ({
-      run: `${r.label}, seed ${r.seeds[k]}`, images: (i + 1) * globalBatch(run.config), loss: step.loss,
+    return rs.flatMap((r) => r.runs.flatMap((run, k) => run.steps.map((step) => ({
+      run: `${r.label}, seed ${r.seeds[k]}`, images: globalStep(step) * globalBatch(run.config), loss: step.loss,
     }))));
   }
+  // The mean at each step every seed trained (a resumed run lacks the steps before it continued).
   return rs.flatMap((r) => {
-    const steps = Math.min(...r.runs.map((run) => run.steps.length));
+    const bySeed = r.runs.map((run) => new Map(run.steps.map((s) => [globalStep(s), s.loss])));
+    const shared = [...bySeed[0].keys()].filter((g) => bySeed.every((m) => m.has(g))).sort((x, y) => x - y);
     const batch = globalBatch(r.runs[0].config);
-    return Array.from({ length: Number.isFinite(steps) ? steps : 0 }, (_, i) => ({
-      run: r.label, images: (i + 1) * batch, loss: r.runs.reduce((sum, run) => sum + run.steps[i].loss, 0) / r.runs.length,
-    }));
+    return shared.map((g) => ({ run: r.label, images: g * batch, loss: bySeed.reduce((sum, m) => sum + (m.get(g) as number), 0) / bySeed.length }));
   });
 }
 

@@ -36,7 +36,7 @@ export interface ValidationEvent {
   images: number;
   valLoss: number;
   valAccuracy: number;
-  /** The last step's training loss (within an epoch) or the epoch's mean (at its end). */
+  /** The mean training loss of the epoch's steps so far. */
   trainLoss: number;
 }
 export interface EpochEvent {

@@ -260,7 +260,7 @@ export async function trainRank(
           const v = validate(trainer, data.test, images, comm);
           emit({
             type: 'validation', epoch, step: step + 1, globalStep: (epoch - 1) * batches.length + step + 1, seconds: cumulativeTime + elapsed,
-            images, valLoss: v.loss, valAccuracy: v.accuracy, trainLoss: loss,
+            images, valLoss: v.loss, valAccuracy: v.accuracy, trainLoss: lossSum / (step + 1),
           });
           validatingSeconds += (performance.now() - paused) / 1000;
         }
