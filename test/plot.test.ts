@@ -120,6 +120,19 @@ describe('importing lib/plot', () => {
 });
 
 describe('vegaLiteBundle', () => {
+  it('wraps a title too long for the chart into lines, every word drawn', async () => {
+    const title = 'Final test accuracy after 3 epochs against the global batch: mean, range, every seed';
+    const spec = lineChart({ title, ...{ x: { field: 'epoch', title: 'epoch' }, y: { field: 'accuracy', title: 'accuracy' }, data: [{ epoch: 1, accuracy: 0.5 }] } });
+    const lines = (spec.title as { text: string[] }).text;
+    assert.ok(Array.isArray(lines) && lines.length === 2, JSON.stringify(spec.title));
+    assert.equal(lines.join(' '), title);
+    const bundle = await vegaLiteBundle(spec);
+    assert.equal(bundle[MIME.plain], title);
+    const svg = decodedSvg(bundle);
+    for (const line of lines) assert.ok(svg.includes(line), line);
+    assert.equal(lineChart({ title: 'Short', x: { field: 'a', title: 'a' }, y: { field: 'b', title: 'b' }, data: [] }).title, 'Short');
+  });
+
   it('draws whole legend labels, however long (they carry the settings of each run)', async () => {
     const long = 'batch 512, lr 0.4, warmup per iteration over the first epoch, seed 2';
     const rows = [{ run: long, epoch: 1, accuracy: 0.5 }, { run: long, epoch: 2, accuracy: 0.6 }, { run: 'short', epoch: 1, accuracy: 0.4 }];

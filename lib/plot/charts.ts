@@ -70,9 +70,32 @@ function tooltipOf(axis: AxisField): Record<string, unknown> {
   return t;
 }
 
+/** Average width of a character of the title's bold 13 px font, in pixels. */
+const TITLE_CHAR_PX = 7.5;
+
+/** The title in lines that fit the chart's width (Vega-Lite cuts a long one-line title off). */
+export function wrapTitle(title: string, width: number): string | string[] {
+  const perLine = Math.max(20, Math.floor(width / TITLE_CHAR_PX));
+  if (title.length <= perLine) return title;
+  const lines: string[] = [];
+  let line = '';
+  for (const word of title.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > perLine) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
 /** What every single-view chart starts with: schema, title, size, white background, inline data. */
 function chartFrame(title: string, size: { width?: number; height?: number }, values: Row[]): VegaLiteSpec {
-  return { $schema: VEGA_LITE_SCHEMA, title, width: size.width ?? WIDTH, height: size.height ?? HEIGHT, background: 'white', data: { values } };
+  const width = size.width ?? WIDTH;
+  const lines = wrapTitle(title, width);
+  return { $schema: VEGA_LITE_SCHEMA, title: typeof lines === 'string' ? lines : { text: lines }, width, height: size.height ?? HEIGHT, background: 'white', data: { values } };
 }
 
 /** A line per series: validation accuracy vs epoch per run, loss vs time, ... */
