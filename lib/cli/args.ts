@@ -1,4 +1,5 @@
 import { parseLinkModel } from '../ddp/links';
+import { wordWrap } from '../text/wrap';
 import { OptimizerConfigError } from '../optim/errors';
 import { checkSettingsApply, createOptimizer, OPTIMIZER_NAMES } from '../optim/factory';
 import {
@@ -623,18 +624,7 @@ const HELP_WIDTH = 80;
 const HELP_COLUMN = 24;
 
 function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === '' ? word : `${line} ${word}`;
-    }
-  }
-  lines.push(line);
-  return lines.map((l) => l.replaceAll(GLUE, ' '));
+  return wordWrap(text, width).map((l) => l.replaceAll(GLUE, ' '));
 }
 
 function helpEntry(left: string, text: string): string {

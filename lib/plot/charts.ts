@@ -7,6 +7,7 @@
  */
 import type { EpochMetrics } from '../train/metrics';
 import { PlotlyFigure, VEGA_LITE_SCHEMA, VegaLiteSpec } from './types';
+import { wordWrap } from '../text/wrap';
 
 const WIDTH = 480;
 const HEIGHT = 300;
@@ -76,19 +77,7 @@ const TITLE_CHAR_PX = 7.5;
 /** The title in lines that fit the chart's width (Vega-Lite cuts a long one-line title off). */
 export function wrapTitle(title: string, width: number): string | string[] {
   const perLine = Math.max(20, Math.floor(width / TITLE_CHAR_PX));
-  if (title.length <= perLine) return title;
-  const lines: string[] = [];
-  let line = '';
-  for (const word of title.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > perLine) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === '' ? word : `${line} ${word}`;
-    }
-  }
-  if (line !== '') lines.push(line);
-  return lines;
+  return title.length <= perLine ? title : wordWrap(title, perLine);
 }
 
 /** What every single-view chart starts with: schema, title, size, white background, inline data. */
