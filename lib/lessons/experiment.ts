@@ -5,7 +5,7 @@ import { checkDevices } from '../launch/launch';
 import { trainingProgress } from '../plot/progress';
 import { DEFAULT_CONFIG, type TrainConfig } from '../train/config';
 import type { EpochMetrics } from '../train/metrics';
-import { train, type TrainEvent } from '../launch/train';
+import { train, type TrainEvent, type TrainResult } from '../launch/train';
 import type { ValidationEvent } from '../train/events';
 import { listCheckpoints } from '../train/checkpoint-file';
 import { resumeConfig } from '../launch/resume';
@@ -185,15 +185,25 @@ export async function runExperiment(
   return trainPrepared(prepareExperiment(label, settings, options));
 }
 
+/** What a lesson keeps of a finished run: its result and what its events recorded. */
+export function experimentOf(
+  prepared: PreparedExperiment, result: Pick<TrainResult, 'epochs' | 'outcome' | 'diverged' | 'runDir'>,
+  watcher: Pick<ReturnType<typeof experimentWatcher>, 'steps' | 'validations'>,
+): Experiment {
+  return {
+    label: prepared.label, config: prepared.config, epochs: result.epochs, outcome: result.outcome, diverged: result.diverged,
+    runDir: result.runDir, steps: watcher.steps, validations: watcher.validations,
+  };
+}
+
 /** Trains a prepared run in this process, with a live progress display. */
 export async function trainPrepared(prepared: PreparedExperiment): Promise<Experiment> {
-  const { label } = prepared;
   const watcher = experimentWatcher(prepared);
   try {
     const result = await train(prepared.trainConfig, { onEvent: watcher.onEvent }).catch((error: unknown) => {
       throw inNotebookTerms(error);
     });
-    return { label, config: prepared.config, epochs: result.epochs, outcome: result.outcome, diverged: result.diverged, runDir: result.runDir, steps: watcher.steps, validations: watcher.validations };
+    return experimentOf(prepared, result, watcher);
   } finally {
     watcher.close();
   }

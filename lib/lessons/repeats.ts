@@ -14,7 +14,7 @@ import { tableBundle, type TableColumn } from '../plot/table';
 import type { MimeBundle } from '../plot/types';
 import type { LessonSetting } from './settings';
 import {
-  experimentWatcher, inNotebookTerms, lessonConfig, prepareExperiment, trainPrepared,
+  experimentOf, experimentWatcher, inNotebookTerms, lessonConfig, prepareExperiment, trainPrepared,
   type Experiment, type StepLoss, type ExperimentOptions, type PlannedRun, type PreparedExperiment,
 } from './experiment';
 import type { ExperimentProcessMessage, ExperimentStartMessage } from './experiment-messages';
@@ -100,10 +100,8 @@ function trainInChild(prepared: PreparedExperiment, children: Set<ChildProcess>)
   let reported: Error | null = null;
   child.on('message', (message: ExperimentProcessMessage) => {
     if (message.type === 'event') watcher.onEvent(message.event);
-    else if (message.type === 'done') {
-      const r = message.result;
-      done = { label: prepared.label, config: prepared.config, epochs: r.epochs, outcome: r.outcome, diverged: r.diverged, runDir: r.runDir, steps: watcher.steps, validations: watcher.validations };
-    } else {
+    else if (message.type === 'done') done = experimentOf(prepared, message.result, watcher);
+    else {
       reported = Object.assign(new Error(`${prepared.label}: ${message.message}`), { name: message.kind });
     }
   });
