@@ -41,7 +41,7 @@ async function compare(repeats: number): Promise<void> {
   const plan = { FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }) };
   const columns: { name: string; ms: (number | null)[] }[] = [];
   columns.push({ name: 'ring, shm', ms: (await measureAllReduce(2, sizes, repeats)).map((t) => t.ms) });
-  columns.push({ name: 'ring, TCP', ms: (await measureAllReduce(2, sizes, repeats, { FASHION_MNIST_RING_TRANSPORT: 'tcp' })).map((t) => t.ms) });
+  columns.push({ name: 'ring, TCP', ms: (await measureAllReduce(2, sizes, repeats, { env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } })).map((t) => t.ms) });
   const entry = path.join(ROOT, 'dist', 'lib', 'launch', 'ring-benchmark.js');
   let c: number[] | null = null;
   if (spawnSync('mpirun', ['--version']).status === 0) {

@@ -6,14 +6,10 @@
  * synchronous tfjs code (synchronized BatchNorm), or goes on with the
  * backward pass (the reducer's gradient buckets).
  */
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { rendezvous, type Peer } from './rendezvous';
-import { type Link, type LinkModel, SharedFileLink, SimulatedLink, TcpLink } from './links';
-import { Ring } from './ring';
+import type { LinkModel } from './links';
+import type { Ring } from './ring';
+import { connectRing } from './ring-setup';
 import type { World } from './world';
 import { CommState, type CommCommand, type CommShared, writeError } from './comm-protocol';
 import { Mpi, type MpiRequest } from './mpi';
@@ -29,73 +25,6 @@ interface Init {
   simulatedLink: LinkModel | null;
   /** The project's ring over sockets and shared memory, or the MPI library the process was launched with. */
   backend: 'ring' | 'mpi';
-}
-
-function connectNext(peer: Peer, rank: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(peer.port, peer.host);
-    socket.once('error', (e) => reject(new Error(`rank ${rank} could not connect to rank ${peer.rank} at ${peer.host}:${peer.port}: ${e.message}`)));
-    socket.once('connect', () => {
-      socket.setNoDelay(true);
-      const hello = Buffer.alloc(4);
-      hello.writeInt32LE(rank);
-      socket.write(hello);
-      resolve(socket);
-    });
-  });
-}
-
-function acceptPrev(listener: net.Server, expected: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    listener.once('connection', (socket) => {
-      socket.setNoDelay(true);
-      socket.once('data', (d: Buffer) => {
-        // Stop the flow until the link's reader listens: the previous rank may already be sending,
-        // and bytes emitted with no 'data' listener are lost (a hang at the first collective).
-        socket.pause();
-        const from = d.readInt32LE(0);
-        if (from !== expected) {
-          reject(new Error(`expected rank ${expected} on the ring, got rank ${from}`));
-          return;
-        }
-        if (d.length > 4) socket.unshift(d.subarray(4));
-        listener.close();
-        resolve(socket);
-      });
-    });
-  });
-}
-
-/** Where ranks on one machine put their shared-memory files (tmpfs when there is one). */
-function sharedDir(): string {
-  return fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
-}
-
-async function setUp(init: Init): Promise<Ring | null> {
-  const { world, timeoutMs } = init;
-  const { peers, job, listener } = await rendezvous(world, timeoutMs);
-  if (world.worldSize === 1) {
-    listener.close();
-    return null;
-  }
-  const { rank, worldSize } = world;
-  const next = peers[(rank + 1) % worldSize];
-  const prevRank = (rank - 1 + worldSize) % worldSize;
-  // Shared memory only when every rank is on this machine, so that both ends of every link agree.
-  const oneMachine = peers.every((p) => p.host === peers[0].host) && process.env.FASHION_MNIST_RING_TRANSPORT !== 'tcp';
-  const file = (from: number, to: number) => path.join(sharedDir(), `fashion-mnist-${job}-${from}-to-${to}`);
-  const outFd = oneMachine ? fs.openSync(file(rank, next.rank), 'w+') : -1;
-  const [nextSocket, prevSocket] = await Promise.all([connectNext(next, rank), acceptPrev(listener, prevRank)]);
-  let link: Link;
-  if (oneMachine) {
-    // The previous rank created its file before connecting; once open, the name can go.
-    const inFd = fs.openSync(file(prevRank, rank), 'r');
-    fs.unlinkSync(file(prevRank, rank));
-    link = new SharedFileLink(outFd, inFd, nextSocket, prevSocket, `rank ${prevRank}`, `rank ${next.rank}`);
-  } else {
-    link = new TcpLink(nextSocket, prevSocket, `rank ${prevRank}`);
-  }
-  return new Ring(rank, worldSize, init.simulatedLink ? new SimulatedLink(link, init.simulatedLink) : link);
 }
 
 interface Channel {
@@ -263,7 +192,7 @@ function main(): void {
     serveMpi(mpi, channel);
     return;
   }
-  setUp(init).then((ring) => {
+  connectRing(init.world, init.timeoutMs, init.simulatedLink).then((ring) => {
     channel.signal(init.shared, CommState.Done);
     serveRing(ring, channel);
   }, (e: unknown) => channel.fail(init.shared, e));

@@ -1,27 +1,54 @@
 import * as fs from 'node:fs';
 import type { Socket } from 'node:net';
+import { addInto } from './simd-add';
 import { SocketReader, write } from './socket-reader';
 
 /** One direction of the ring: this rank sends to the next and receives from the previous. */
 export interface Link {
-  send(bytes: Uint8Array): Promise<void>;
-  receiveInto(target: Uint8Array): Promise<void>;
+  /**
+   * Sends `outgoing` to the next rank while the previous rank's message arrives into `incoming`,
+   * added to it (`reduce`) or copied over it; resolves once both are done and `outgoing` may change.
+   */
+  exchange(outgoing: Float32Array, incoming: Float32Array, reduce: boolean): Promise<void>;
   close(): void;
 }
 
+const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** A link that moves bytes in order (a socket, a file): a message to add arrives in a scratch buffer first. */
+abstract class ByteLink implements Link {
+  private scratch = new Float32Array(0);
+
+  protected abstract send(bytes: Uint8Array): Promise<void>;
+  protected abstract receiveInto(target: Uint8Array): Promise<void>;
+  abstract close(): void;
+
+  async exchange(outgoing: Float32Array, incoming: Float32Array, reduce: boolean): Promise<void> {
+    if (!reduce) {
+      await Promise.all([this.receiveInto(bytesOf(incoming)), this.send(bytesOf(outgoing))]);
+      return;
+    }
+    if (this.scratch.length < incoming.length) this.scratch = new Float32Array(incoming.length);
+    const arrived = this.scratch.subarray(0, incoming.length);
+    await Promise.all([this.receiveInto(bytesOf(arrived)), this.send(bytesOf(outgoing))]);
+    addInto(incoming, arrived);
+  }
+}
+
 /** Bytes through the TCP connections themselves (between machines). */
-export class TcpLink implements Link {
+export class TcpLink extends ByteLink {
   private readonly reader: SocketReader;
 
   constructor(private readonly next: Socket, prev: Socket, prevName: string) {
+    super();
     this.reader = new SocketReader(prev, prevName);
   }
 
-  send(bytes: Uint8Array): Promise<void> {
+  protected send(bytes: Uint8Array): Promise<void> {
     return write(this.next, bytes);
   }
 
-  receiveInto(target: Uint8Array): Promise<void> {
+  protected receiveInto(target: Uint8Array): Promise<void> {
     return this.reader.readInto(target);
   }
 
@@ -32,12 +59,13 @@ export class TcpLink implements Link {
 
 /**
  * Bytes through a file in shared memory (tmpfs) between two processes of
- * one machine: two memory copies instead of the loopback TCP stack, about
- * 20 times faster here. The TCP connections carry only a 4-byte doorbell
+ * one machine, written and read with system calls: the fallback where
+ * mapped memory (mapped-link.ts) is not available, and about 20 times faster
+ * than the loopback TCP stack here. The TCP connections carry only a 4-byte doorbell
  * (the length) forward and a 1-byte acknowledgement back, so that a sender
  * never overwrites a message its receiver has not read.
  */
-export class SharedFileLink implements Link {
+export class SharedFileLink extends ByteLink {
   private readonly doorbells: SocketReader;
   private readonly acks: SocketReader;
   private sent = 0;
@@ -52,18 +80,19 @@ export class SharedFileLink implements Link {
     prevName: string,
     nextName: string,
   ) {
+    super();
     this.doorbells = new SocketReader(prev, prevName);
     this.acks = new SocketReader(next, nextName);
   }
 
-  async send(bytes: Uint8Array): Promise<void> {
+  protected async send(bytes: Uint8Array): Promise<void> {
     if (this.sent > 0) await this.acks.readInto(this.ack);
     fs.writeSync(this.outFd, bytes, 0, bytes.length, 0);
     this.sent++;
     await write(this.next, new Uint8Array(Uint32Array.of(bytes.length).buffer));
   }
 
-  async receiveInto(target: Uint8Array): Promise<void> {
+  protected async receiveInto(target: Uint8Array): Promise<void> {
     await this.doorbells.readInto(new Uint8Array(this.header.buffer));
     const length = this.header[0];
     if (length !== target.length) throw new Error(`ring message of ${length} bytes where ${target.length} were expected`);
@@ -91,13 +120,9 @@ export interface LinkModel {
 export class SimulatedLink implements Link {
   constructor(private readonly inner: Link, private readonly model: LinkModel) {}
 
-  async send(bytes: Uint8Array): Promise<void> {
-    const ms = this.model.latencyMs + (bytes.length * 8 * 1000) / this.model.bitsPerSecond;
-    await Promise.all([this.inner.send(bytes), new Promise((resolve) => setTimeout(resolve, ms))]);
-  }
-
-  receiveInto(target: Uint8Array): Promise<void> {
-    return this.inner.receiveInto(target);
+  async exchange(outgoing: Float32Array, incoming: Float32Array, reduce: boolean): Promise<void> {
+    const ms = this.model.latencyMs + (outgoing.byteLength * 8 * 1000) / this.model.bitsPerSecond;
+    await Promise.all([this.inner.exchange(outgoing, incoming, reduce), new Promise((resolve) => setTimeout(resolve, ms))]);
   }
 
   close(): void {

@@ -12,8 +12,6 @@ import type { Link } from './links';
  * all ranks end with bit-identical results.
  */
 export class Ring {
-  private scratch = new Float32Array(0);
-
   constructor(
     readonly rank: number,
     readonly size: number,
@@ -28,20 +26,10 @@ export class Ring {
     return [start, start + base + (c < extra ? 1 : 0)];
   }
 
-  private async exchange(data: Float32Array, sendChunk: number, recvChunk: number, reduce: boolean): Promise<void> {
+  private exchange(data: Float32Array, sendChunk: number, recvChunk: number, reduce: boolean): Promise<void> {
     const [s0, s1] = this.bounds(sendChunk, data.length);
     const [r0, r1] = this.bounds(recvChunk, data.length);
-    // Sent straight from `data`: exchange() resolves only after the link has copied it.
-    const outgoing = new Uint8Array(data.buffer, data.byteOffset + s0 * 4, (s1 - s0) * 4);
-    const target = data.subarray(r0, r1);
-    if (reduce) {
-      if (this.scratch.length < target.length) this.scratch = new Float32Array(target.length);
-      const incoming = this.scratch.subarray(0, target.length);
-      await Promise.all([this.link.receiveInto(new Uint8Array(incoming.buffer, 0, incoming.length * 4)), this.link.send(outgoing)]);
-      for (let i = 0; i < target.length; i++) target[i] += incoming[i];
-    } else {
-      await Promise.all([this.link.receiveInto(new Uint8Array(target.buffer, target.byteOffset, target.length * 4)), this.link.send(outgoing)]);
-    }
+    return this.link.exchange(data.subarray(s0, s1), data.subarray(r0, r1), reduce);
   }
 
   /** Sums `data` across all ranks, in place. */

@@ -1,8 +1,10 @@
-import { fork } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import { compiledEntry, freePort } from './launch';
 import { type Communicator, openCommunicator } from '../ddp/communicator';
+import { connectRing } from '../ddp/ring-setup';
 import { Mpi } from '../ddp/mpi';
-import { worldFromEnv } from '../ddp/world';
+import { type World, worldFromEnv } from '../ddp/world';
 
 export interface RingSize {
   name: string;
@@ -20,34 +22,68 @@ interface BenchmarkPlan {
   repeats: number;
 }
 
+/** Untimed calls before the timed ones: the JIT compiles the hot paths, the pages are touched. */
+const WARMUP = 3;
+
+const repeatsFor = (plan: BenchmarkPlan, size: RingSize) => (size.floats > 1e7 ? Math.max(3, Math.floor(plan.repeats / 4)) : plan.repeats);
+const median = (times: number[]) => [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
+
 /** Median milliseconds of `reduce` on a buffer of each size, each timed after a barrier. */
 function medians(plan: BenchmarkPlan, rank: number, reduce: (data: Float32Array) => void, barrier: () => void): number[] {
   return plan.sizes.map((size) => {
     const data = new Float32Array(size.floats).fill(rank + 1);
-    reduce(data);
+    for (let i = 0; i < WARMUP; i++) reduce(data);
     const times: number[] = [];
-    const count = size.floats > 1e7 ? Math.max(3, Math.floor(plan.repeats / 4)) : plan.repeats;
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < repeatsFor(plan, size); i++) {
       barrier();
       const t = performance.now();
       reduce(data);
       times.push(performance.now() - t);
     }
-    times.sort((a, b) => a - b);
-    return times[Math.floor(times.length / 2)];
+    return median(times);
   });
+}
+
+/**
+ * The ring alone, on this thread, on buffers in shared memory as the gradient buckets are: the
+ * collective itself, without the communication thread's hop and copies.
+ */
+async function ringMedians(plan: BenchmarkPlan, world: World): Promise<number[]> {
+  const ring = await connectRing(world, 60_000);
+  if (ring == null) throw new Error('the raw ring benchmark needs 2 workers at least');
+  const one = new Float32Array(1);
+  const result: number[] = [];
+  for (const size of plan.sizes) {
+    const data = new Float32Array(new SharedArrayBuffer(size.floats * 4)).fill(world.rank + 1);
+    for (let i = 0; i < WARMUP; i++) await ring.allReduce(data);
+    const times: number[] = [];
+    for (let i = 0; i < repeatsFor(plan, size); i++) {
+      await ring.allReduce(one);
+      const t = performance.now();
+      await ring.allReduce(data);
+      times.push(performance.now() - t);
+    }
+    result.push(median(times));
+  }
+  ring.close();
+  return result;
 }
 
 const planFromEnv = () => JSON.parse(process.env.FASHION_MNIST_RING_BENCH ?? '{}') as BenchmarkPlan;
 const timed = (comm: Communicator, plan: BenchmarkPlan) => medians(plan, comm.rank, (d) => comm.allReduce(d), () => comm.barrier());
 
 /** Runs inside each forked process: times all-reduces of each size and reports the medians. */
-function runRank(): void {
+async function runRank(raw: boolean): Promise<void> {
   const world = worldFromEnv();
   if (world == null) throw new Error('ring benchmark worker started without RANK/WORLD_SIZE');
-  const comm = openCommunicator(world);
-  const result = timed(comm, planFromEnv());
-  comm.close();
+  let result: number[];
+  if (raw) {
+    result = await ringMedians(planFromEnv(), world);
+  } else {
+    const comm = openCommunicator(world);
+    result = timed(comm, planFromEnv());
+    comm.close();
+  }
   process.send?.(result, () => process.exit(0));
 }
 
@@ -77,17 +113,31 @@ function runMpiRank(mode: string): void {
   if (rank === 0) console.log(JSON.stringify(result));
 }
 
+export interface MeasureOptions {
+  /** Extra environment of the ranks (FASHION_MNIST_RING_TRANSPORT). */
+  env?: NodeJS.ProcessEnv;
+  /** Time the ring alone on its thread (true) or through the communicator, as training calls it (false). */
+  raw?: boolean;
+  /** Bind rank r to core r (taskset), as mpirun binds its ranks by default. */
+  pin?: boolean;
+}
+
+const hasTaskset = () => spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
 /**
  * Times the ring all-reduce alone between `workers` processes on this
  * machine, for each buffer size (median of `repeats`, after a barrier).
  */
-export async function measureAllReduce(workers: number, sizes: RingSize[], repeats = 20, env: NodeJS.ProcessEnv = {}): Promise<RingTiming[]> {
+export async function measureAllReduce(workers: number, sizes: RingSize[], repeats = 20, options: MeasureOptions = {}): Promise<RingTiming[]> {
   if (workers < 2) return sizes.map((s) => ({ ...s, workers, ms: 0 }));
   const port = await freePort();
   const entry = compiledEntry('ring-benchmark.js');
+  const pin = options.pin === true && hasTaskset();
+  const cores = os.cpus().length;
+  const env = options.env ?? {};
   const medians = await Promise.all(Array.from({ length: workers }, (_, rank) => new Promise<number[]>((resolve, reject) => {
-    const child = fork(entry, ['--ring-benchmark-rank'], {
-      execArgv: [],
+    const child = fork(entry, [options.raw ? '--ring-benchmark-raw' : '--ring-benchmark-rank'], {
+      ...(pin ? { execPath: 'taskset', execArgv: ['-c', String(rank % cores), process.execPath] } : { execArgv: [] }),
       env: {
         ...process.env, ...env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_PORT: String(port),
         MASTER_ADDR: '127.0.0.1', FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }),
@@ -134,6 +184,11 @@ export function ringAllReduceMs(model: RingCostModel, workers: number, bytes: nu
   return 2 * (workers - 1) * model.latencyMs + ((2 * (workers - 1)) / workers) * bytes / model.bytesPerMs;
 }
 
-if (process.argv.includes('--ring-benchmark-rank')) runRank();
+if (process.argv.includes('--ring-benchmark-rank') || process.argv.includes('--ring-benchmark-raw')) {
+  runRank(process.argv.includes('--ring-benchmark-raw')).catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
 const mpiMode = process.argv.indexOf('--mpi-benchmark-rank');
 if (mpiMode !== -1) runMpiRank(process.argv[mpiMode + 1]);

@@ -1,0 +1,56 @@
+/**
+ * The ring's three transports on one machine (mapped shared memory, the default; a file in
+ * /dev/shm; loopback TCP) give every rank the same bits, and the same bits as each other: the
+ * exact sum for integer inputs, and for fractional ones the same rounding, since the ring adds
+ * every chunk in the same order whatever carries it.
+ */
+import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { freePort } from '../lib/launch/launch';
+import { sharedMappingAvailable } from '../lib/ddp/shared-mapping';
+import type { RingCheck } from './support/ring-rank';
+
+/** 1 float, fewer floats than ranks have chunks, one 256 KB slot plus an odd tail, and enough to cycle the slots many times. */
+const SIZES = [1, 2, 65_536 + 7, 1_000_003];
+const TRANSPORTS = ['mapped', 'file', 'tcp'];
+
+async function ringChecks(workers: number, transport: string): Promise<RingCheck[][]> {
+  const port = await freePort();
+  return Promise.all(Array.from({ length: workers }, (_, rank) => new Promise<RingCheck[]>((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'support', 'ring-rank.js'), ['--ring-check-rank'], {
+      execArgv: [],
+      env: {
+        ...process.env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port), FASHION_MNIST_RING_TRANSPORT: transport, RING_CHECK_SIZES: JSON.stringify(SIZES),
+      },
+    });
+    let checks: RingCheck[] | null = null;
+    child.on('message', (m) => { checks = m as RingCheck[]; });
+    child.on('exit', (code) => (checks != null && code === 0 ? resolve(checks) : reject(new Error(`${transport} rank ${rank} exited with code ${code}`))));
+  })));
+}
+
+describe('ring transports', { timeout: 180_000 }, () => {
+  it('can map shared memory here (koffi loads)', () => {
+    assert.equal(sharedMappingAvailable(), true);
+  });
+
+  for (const workers of [2, 3]) {
+    it(`${workers} ranks: every transport sums exactly, and all give identical bits`, async () => {
+      const byTransport = new Map<string, RingCheck[]>();
+      for (const transport of TRANSPORTS) {
+        const ranks = await ringChecks(workers, transport);
+        for (const [rank, checks] of ranks.entries()) {
+          for (const check of checks) assert.ok(check.exact, `${transport}, rank ${rank}, ${check.floats} floats: not the exact sum`);
+          assert.deepEqual(checks.map((c) => c.hash), ranks[0].map((c) => c.hash), `${transport}: rank ${rank} differs from rank 0`);
+        }
+        byTransport.set(transport, ranks[0]);
+      }
+      for (const transport of TRANSPORTS) {
+        assert.deepEqual(byTransport.get(transport)?.map((c) => c.hash), byTransport.get('mapped')?.map((c) => c.hash), `${transport} differs from mapped`);
+      }
+    });
+  }
+});
