@@ -7,80 +7,168 @@
  *
  *   node dist/bench/allreduce.js [--workers 2] [--repeats 20]
  *
- * With --compare, side by side for 4 bytes to 68 MB between 2 processes on this machine: the
- * ring over shared memory and over loopback TCP, Open MPI's MPI_Allreduce called from C, through
- * the koffi binding, and through --dist-backend mpi's communication thread, and PyTorch's
- * torch.distributed with gloo (Debian's torch has no MPI backend). Then the ratios the targets
- * name: the ring against the fastest, the binding against C.
+ * With --compare, side by side for 4 bytes to 68 MB between 2 processes on this machine, each
+ * bound to a core. Shared memory: the ring alone on its thread, through the communication thread,
+ * and through its file fallback; Open MPI's MPI_Allreduce called from C, through the koffi
+ * binding, and through --dist-backend mpi's communication thread. TCP: the ring, PyTorch's
+ * torch.distributed with gloo (Debian's torch has no MPI backend) and Open MPI's tcp transport
+ * over loopback; the ring and gloo between two network namespaces joined by a veth pair (needs
+ * root: scripts/two-nodes.sh). Then the ratios the targets name: the ring against the fastest,
+ * the binding against C.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../lib/launch/launch';
-import { fitRingCostModel, measureAllReduce, type RingSize } from '../lib/launch/ring-benchmark';
+import { fitRingCostModel, type MeasureOptions, measureAllReduce, type RingSize } from '../lib/launch/ring-benchmark';
 import { MODELS } from '../lib/models';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-np', '2'];
+/** mpirun for 2 ranks, each bound to a core (Open MPI's default for 2 ranks, said here so it shows). */
+const MPIRUN = ['--allow-run-as-root', '--bind-to', 'core', '-np', '2'];
+/** Open MPI restricted to its TCP transport, over loopback. */
+const MPI_TCP = ['--mca', 'pml', 'ob1', '--mca', 'btl', 'tcp,self', '--mca', 'btl_tcp_if_include', 'lo'];
 const COMPARE_FLOATS = [1, 256, 16_384, 262_144, 1_048_576, 4_194_304, 17_000_000];
+const NODES = path.join(ROOT, 'scripts', 'two-nodes.sh');
+/** The two network namespaces of the TCP comparison: NAME-a holds rank 0 at 10.77.9.1, NAME-b rank 1. */
+const NETNS = { name: 'fmnist-tcp', subnet: 9, rank0: '10.77.9.1' };
+
+interface Column {
+  name: string;
+  /** What it is, for the legend under the table. */
+  about: string;
+  ms: (number | null)[];
+}
+
+const none = () => COMPARE_FLOATS.map(() => null);
 
 /** Medians (ms) per size from one rank-0 JSON line of an mpirun job; null when it could not run. */
-function mpiJob(command: string[], env: NodeJS.ProcessEnv = {}): number[] | null {
-  const run = spawnSync('mpirun', [...MPIRUN, ...command], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 600_000 });
+function mpiJob(command: string[], env: NodeJS.ProcessEnv = {}, mca: string[] = []): number[] | null {
+  const run = spawnSync('mpirun', [...MPIRUN, ...mca, ...command], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 600_000 });
   if (run.status !== 0) {
-    console.log(`  (${command[0]} under mpirun failed: ${(run.stderr || run.stdout).trim().split('\n').slice(-2).join(' | ')})`);
+    console.log(`  (${path.basename(command[0])} under mpirun failed: ${(run.stderr || run.stdout).trim().split('\n').slice(-2).join(' | ')})`);
     return null;
   }
-  return JSON.parse(run.stdout.trim().split('\n').filter((l) => l.startsWith('[') || l.startsWith('{')).at(-1) ?? 'null') as number[] | null;
+  const line = run.stdout.trim().split('\n').filter((l) => l.startsWith('[') || l.startsWith('{')).at(-1) ?? 'null';
+  const parsed = JSON.parse(line) as number[] | Record<string, number> | null;
+  if (parsed == null || Array.isArray(parsed)) return parsed;
+  return COMPARE_FLOATS.map((f) => parsed[String(f)]);
 }
+
+/** The C baseline, built with gcc against Debian's libmpi.so.40; null when it cannot be built. */
+function buildMpiC(): string | null {
+  const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-mpi-c-')), 'mpi_allreduce');
+  try {
+    execFileSync('gcc', ['-O2', '-o', binary, path.join(ROOT, 'bench', 'reference', 'mpi_allreduce.c'), '/usr/lib/x86_64-linux-gnu/libmpi.so.40']);
+    return binary;
+  } catch (e) {
+    console.log(`  (the C baseline could not be built: ${(e as Error).message.split('\n')[0]})`);
+    return null;
+  }
+}
+
+const python = () => (fs.existsSync(path.join(ROOT, '.venv', 'bin', 'python')) ? path.join(ROOT, '.venv', 'bin', 'python') : 'python3');
+
+/** PyTorch's all_reduce with gloo: one process per rank, each bound to its core, under `prefix(rank)`; null when it cannot run. */
+async function glooJob(repeats: number, masterAddr = '127.0.0.1', prefix: (rank: number) => string[] = () => [], env: (rank: number) => NodeJS.ProcessEnv = () => ({})): Promise<{ torch: string; ms: number[] } | null> {
+  const port = String(await freePort());
+  const runs = await Promise.all([0, 1].map((rank) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const command = [...prefix(rank), 'taskset', '-c', String(rank % os.cpus().length), python(), path.join(ROOT, 'bench', 'reference', 'torch_allreduce.py'),
+      '--rank', String(rank), '--world-size', '2', '--master-addr', masterAddr, '--port', port, '--sizes', COMPARE_FLOATS.join(','), '--repeats', String(repeats)];
+    const child = spawn(command[0], command.slice(1), { env: { ...process.env, ...env(rank) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.on('close', (code) => resolve({ code, out, err }));
+  })));
+  if (runs.some((r) => r.code !== 0)) {
+    console.log(`  (PyTorch's gloo could not run: ${runs.map((r) => r.err.trim().split('\n').at(-1)).join(' | ')})`);
+    return null;
+  }
+  const line = JSON.parse(runs[0].out.trim().split('\n').at(-1) ?? '{}') as { torch: string; ms: Record<string, number> };
+  return { torch: line.torch, ms: COMPARE_FLOATS.map((f) => line.ms[String(f)]) };
+}
+
+/** Runs `body` with the two namespaces up (root and iproute2), or returns null saying why not. */
+async function withNamespaces<T>(body: () => Promise<T>): Promise<T | null> {
+  const check = spawnSync(NODES, ['check'], { encoding: 'utf8' });
+  if (check.status !== 0) {
+    console.log(`  (no network namespaces: ${check.stdout.trim()}; the veth columns are left out)`);
+    return null;
+  }
+  execFileSync(NODES, ['up', NETNS.name, 'none', String(NETNS.subnet)]);
+  try {
+    return await body();
+  } finally {
+    spawnSync(NODES, ['down', NETNS.name]);
+  }
+}
+
+const cell = (v: number | null | undefined) => (v == null ? '-' : v < 1 ? v.toFixed(3) : v.toFixed(2));
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || !(b > 0) ? '-' : (a / b).toFixed(2));
+
+/** One table: a row per size, a column per run, then the ratios (each a name and a function of the row). */
+function printTable(title: string, columns: Column[], ratios: [string, (row: (number | null)[]) => string][]): void {
+  const width = Math.max(12, ...columns.map((c) => c.name.length + 2), ...ratios.map(([name]) => name.length + 2));
+  console.log(`\n${title}`);
+  console.log(`${'bytes'.padStart(10)}${columns.map((c) => c.name.padStart(width)).join('')}${ratios.map(([name]) => name.padStart(width)).join('')}`);
+  COMPARE_FLOATS.forEach((floats, i) => {
+    const row = columns.map((c) => c.ms[i]);
+    console.log(`${String(floats * 4).padStart(10)}${row.map((v) => cell(v).padStart(width)).join('')}${ratios.map(([, f]) => f(row).padStart(width)).join('')}`);
+  });
+  for (const c of columns) console.log(`  ${c.name}: ${c.about}`);
+}
+
+const fastest = (values: (number | null)[]) => {
+  const known = values.filter((v): v is number => v != null);
+  return known.length > 0 ? Math.min(...known) : null;
+};
 
 async function compare(repeats: number): Promise<void> {
   const sizes: RingSize[] = COMPARE_FLOATS.map((floats) => ({ name: String(floats), floats }));
   const plan = { FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }) };
-  const columns: { name: string; ms: (number | null)[] }[] = [];
-  columns.push({ name: 'ring, shm', ms: (await measureAllReduce(2, sizes, repeats)).map((t) => t.ms) });
-  columns.push({ name: 'ring, TCP', ms: (await measureAllReduce(2, sizes, repeats, { env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } })).map((t) => t.ms) });
+  const ms = async (options: MeasureOptions) => (await measureAllReduce(2, sizes, repeats, { pin: true, ...options })).map((t) => t.ms);
   const entry = path.join(ROOT, 'dist', 'lib', 'launch', 'ring-benchmark.js');
-  let c: number[] | null = null;
-  if (spawnSync('mpirun', ['--version']).status === 0) {
-    const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-mpi-c-')), 'mpi_allreduce');
-    try {
-      execFileSync('gcc', ['-O2', '-o', binary, path.join(ROOT, 'bench', 'reference', 'mpi_allreduce.c'), '/usr/lib/x86_64-linux-gnu/libmpi.so.40']);
-      const out = spawnSync('mpirun', [...MPIRUN, binary, String(repeats), ...COMPARE_FLOATS.map(String)], { encoding: 'utf8' });
-      const medians = JSON.parse(out.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, number>;
-      c = COMPARE_FLOATS.map((f) => medians[String(f)]);
-    } catch (e) {
-      console.log(`  (the C baseline could not be built or run: ${(e as Error).message.split('\n')[0]})`);
-    }
-    columns.push({ name: 'MPI from C', ms: c ?? COMPARE_FLOATS.map(() => null) });
-    columns.push({ name: 'MPI, binding', ms: mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'binding'], plan) ?? COMPARE_FLOATS.map(() => null) });
-    columns.push({ name: 'MPI, comm thread', ms: mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? COMPARE_FLOATS.map(() => null) });
-  } else {
-    console.log('  (no mpirun: the MPI columns are left out; Debian: openmpi-bin)');
-  }
-  const python = fs.existsSync(path.join(ROOT, '.venv', 'bin', 'python')) ? path.join(ROOT, '.venv', 'bin', 'python') : 'python3';
-  const torch = spawnSync(python, [path.join(ROOT, 'bench', 'reference', 'torch_allreduce.py'), '--port', String(await freePort()),
-    '--sizes', COMPARE_FLOATS.join(','), '--repeats', String(repeats)], { encoding: 'utf8', timeout: 600_000 });
-  if (torch.status === 0) {
-    const line = JSON.parse(torch.stdout.trim().split('\n').at(-1) ?? '{}') as { torch: string; ms: Record<string, number> };
-    columns.push({ name: `torch ${line.torch} gloo`, ms: COMPARE_FLOATS.map((f) => line.ms[String(f)]) });
-  } else {
-    console.log(`  (PyTorch could not run: ${torch.stderr.trim().split('\n').at(-1)})`);
-  }
-  const cell = (v: number | null | undefined) => (v == null ? '-' : v < 1 ? v.toFixed(3) : v.toFixed(2)).padStart(21);
-  console.log(`\nAll-reduce of float32 sums between 2 processes on this machine (${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} cores), ` +
-    `median ms of ${repeats} (${Math.max(3, Math.floor(repeats / 4))} at 68 MB), ${new Date().toISOString()}`);
-  console.log(`${'bytes'.padStart(10)}${columns.map((col) => col.name.padStart(21)).join('')}   ring/fastest  binding/C`);
-  COMPARE_FLOATS.forEach((floats, i) => {
-    const values = columns.map((col) => col.ms[i]);
-    const known = values.filter((v): v is number => v != null);
-    const ring = columns[0].ms[i];
-    const binding = columns.find((col) => col.name === 'MPI, binding')?.ms[i];
-    const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null ? '-' : (a / b).toFixed(2));
-    console.log(`${String(floats * 4).padStart(10)}${values.map(cell).join('')}   ${ratio(ring, Math.min(...known)).padStart(12)}  ${ratio(binding, c?.[i]).padStart(9)}`);
+  const hasMpi = spawnSync('mpirun', ['--version']).status === 0;
+  if (!hasMpi) console.log('  (no mpirun: the MPI columns are left out; Debian: openmpi-bin)');
+  const c = hasMpi ? buildMpiC() : null;
+  const stamp = `${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} cores, ${new Date().toISOString()}`;
+
+  const shm: Column[] = [
+    { name: 'ring', about: 'the project\'s ring alone on its thread, through mapped shared memory (the default on one machine)', ms: await ms({ raw: true }) },
+    { name: 'ring, comm', about: 'the same through the communication thread, as training\'s blocking collectives call it (a thread hop, a copy in and out)', ms: await ms({}) },
+    { name: 'ring, file', about: 'the ring through a file in /dev/shm read and written with system calls (the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'file' } }) },
+    { name: 'MPI C', about: 'Open MPI\'s MPI_Allreduce called from C, its default transports (shared memory)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)]) ?? none() : none() },
+    { name: 'MPI koffi', about: 'the same call through the koffi binding', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'binding'], plan) ?? none() : none() },
+    { name: 'MPI comm', about: '--dist-backend mpi\'s communicator: the same through the communication thread', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? none() : none() },
+  ];
+  printTable(`All-reduce of float32 sums between 2 processes on this machine, shared memory: median ms of ${repeats} ` +
+    `(${Math.max(3, Math.floor(repeats / 4))} at 68 MB), every rank bound to its core (${stamp})`, shm, [
+    ['ring/fastest', (row) => ratio(row[0], fastest(row.slice(3)))],
+    ['koffi/C', (row) => ratio(row[4], row[3])],
+  ]);
+
+  const loopbackGloo = await glooJob(repeats);
+  const tcp: Column[] = [
+    { name: 'ring, lo', about: 'the project\'s ring over loopback TCP (FASHION_MNIST_RING_TRANSPORT=tcp), alone on its thread', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } }) },
+    { name: `gloo, lo`, about: `PyTorch ${loopbackGloo?.torch ?? ''} torch.distributed with gloo (TCP only) over loopback`, ms: loopbackGloo?.ms ?? none() },
+    { name: 'MPI C, tcp lo', about: 'Open MPI from C, restricted to its tcp transport over loopback (--mca pml ob1 --mca btl tcp,self)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)], {}, MPI_TCP) ?? none() : none() },
+  ];
+  const veth = await withNamespaces(async () => {
+    const prefix = (rank: number) => ['ip', 'netns', 'exec', `${NETNS.name}-${rank === 0 ? 'a' : 'b'}`];
+    const ring = await ms({ raw: true, prefix, masterAddr: NETNS.rank0 });
+    const gloo = await glooJob(repeats, NETNS.rank0, prefix, (rank) => ({ GLOO_SOCKET_IFNAME: `${NETNS.name}-v${rank === 0 ? 'a' : 'b'}` }));
+    return { ring, gloo };
   });
+  tcp.push({ name: 'ring, veth', about: 'the ring between two network namespaces joined by a veth pair (a rank in each, TCP)', ms: veth?.ring ?? none() });
+  tcp.push({ name: 'gloo, veth', about: 'gloo between the same two namespaces', ms: veth?.gloo?.ms ?? none() });
+  printTable(`The same over TCP: loopback, and between two network namespaces (Open MPI cannot start a rank in another namespace; its tcp transport runs over loopback)`, tcp, [
+    ['ring/fastest lo', (row) => ratio(row[0], fastest(row.slice(1, 3)))],
+    ['ring/gloo veth', (row) => ratio(row[3], row[4])],
+  ]);
 }
 
 async function main(): Promise<void> {

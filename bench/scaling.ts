@@ -9,6 +9,11 @@
  *
  *   node dist/bench/scaling.js [--models cnn:64,cnn:32,wideresnet-dw:32]
  *     [--max-workers N] [--steps 30] [--bucket-cap-mb MB] [--no-overlap] [--pytorch] [--json]
+ *     [--dist-backend ring|mpi|both]
+ *
+ * --dist-backend picks what carries the collectives: the project's ring (the default, through
+ * the built-in launcher), Open MPI (each run under `mpirun -np N ... --dist-backend mpi`, rank 0's
+ * figures read from its run record), or both, each multi-worker case once per backend.
  *
  * With --pytorch, each multi-worker run is followed by PyTorch DDP on the same model, batch, bucket
  * size and number of workers (bench/pytorch_ddp.py: gloo over loopback, one thread per rank), and by
@@ -24,6 +29,7 @@
  * of waiting for each other.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,6 +44,8 @@ interface Case {
 
 interface Row extends Case {
   workers: number;
+  /** What carried the collectives ('none' for one worker). */
+  backend: Backend | 'none';
   imagesPerSec: number;
   speedUp: number;
   efficiency: number;
@@ -81,6 +89,37 @@ async function measure(c: Case, workers: number, steps: number, reduction: Reduc
 }
 
 const CLI = path.resolve(__dirname, '..', 'lib', 'cli', 'main.js');
+
+type Backend = 'ring' | 'mpi';
+
+/** The same run as measure(), its collectives through Open MPI: mpirun starts the ranks, rank 0's run record gives the figures. */
+function measureMpi(c: Case, workers: number, steps: number, reduction: Reduction): Promise<EpochMetrics> {
+  const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fashion-mnist-bench-mpi-'));
+  const args = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-np', String(workers), process.execPath, CLI,
+    '--dist-backend', 'mpi', '--model', c.model, '--batch-size', String(c.batch), '--epochs', '2', '--train-subset', String(steps * workers * c.batch),
+    '--val-subset', '100', '--target-accuracy', '1', '--no-progress', '--bucket-cap-mb', String(reduction.bucketCapMb),
+    ...(reduction.overlap ? [] : ['--no-overlap']), '--runs-dir', runsDir];
+  return new Promise((resolve, reject) => {
+    const child = spawn('mpirun', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('error', (e) => reject(new Error(`mpirun could not start (${e.message}): install Open MPI (Debian: openmpi-bin) for --dist-backend mpi`)));
+    child.on('exit', (code) => {
+      try {
+        if (code !== 0) throw new Error(`mpirun -np ${workers} exited with code ${code}:\n${out}`);
+        const runs = fs.readdirSync(runsDir).map((d) => path.join(runsDir, d, 'metrics.jsonl')).filter((f) => fs.existsSync(f));
+        if (runs.length !== 1) throw new Error(`expected one run record in ${runsDir}, found ${runs.length}:\n${out}`);
+        const lines = fs.readFileSync(runs[0], 'utf8').trim().split('\n');
+        resolve(JSON.parse(lines[lines.length - 1]) as EpochMetrics);
+      } catch (e) {
+        reject(e);
+      } finally {
+        fs.rmSync(runsDir, { recursive: true, force: true });
+      }
+    });
+  });
+}
 
 /** Images/s of one single-worker command run, from its last epoch line. */
 function independentRun(c: Case, steps: number): Promise<number> {
@@ -146,8 +185,12 @@ async function main(): Promise<void> {
       'no-overlap': { type: 'boolean', default: false },
       pytorch: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      'dist-backend': { type: 'string', default: 'ring' },
     },
   });
+  const backendChoice = values['dist-backend'] as string;
+  if (!['ring', 'mpi', 'both'].includes(backendChoice)) throw new Error(`--dist-backend takes ring, mpi or both (got '${backendChoice}')`);
+  const backends: Backend[] = backendChoice === 'both' ? ['ring', 'mpi'] : [backendChoice as Backend];
   const reduction: Reduction = { bucketCapMb: Number(values['bucket-cap-mb']), overlap: !values['no-overlap'] };
   if (!(reduction.bucketCapMb >= 0)) throw new Error(`--bucket-cap-mb must be a non-negative number (got '${values['bucket-cap-mb']}')`);
   const cases = parseCases(values.models as string);
@@ -157,32 +200,35 @@ async function main(): Promise<void> {
   if (!values.json) {
     console.log(`Data-parallel scaling on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), wasm engine, one core per worker; ` +
       `gradient buckets of ${reduction.bucketCapMb === 0 ? 'everything (one bucket)' : `at most ${reduction.bucketCapMb} MB`}, ${reduction.overlap ? 'all-reduced during the backward pass' : 'all-reduced after the backward pass'}`);
-    console.log('model          batch workers images/s speed-up efficiency | independent images/s  DDP/independent | per step (ms): compute    wait exposed | comm.  hidden');
+    console.log('model          backend batch workers images/s speed-up efficiency | independent images/s  DDP/independent | per step (ms): compute    wait exposed | comm.  hidden');
   }
   for (const c of cases) {
     let base = 0;
     for (const workers of workerCounts) {
-      const m = await measure(c, workers, steps, reduction);
-      const stepsRun = m.imagesPerSec * m.epochTime / (workers * c.batch);
-      if (workers === 1) base = m.imagesPerSec;
-      const independent = workers === 1 ? m.imagesPerSec : await independentCapacity(c, workers, steps);
-      const row: Row = {
-        ...c, workers, imagesPerSec: m.imagesPerSec, speedUp: m.imagesPerSec / base, efficiency: m.imagesPerSec / (base * workers),
-        independentImagesPerSec: independent, efficiencyVsIndependent: m.imagesPerSec / independent,
-        computeMs: (m.computeSeconds / stepsRun) * 1000, waitMs: (m.waitSeconds / stepsRun) * 1000, allReduceMs: (m.allReduceSeconds / stepsRun) * 1000,
-        communicationMs: (m.communicationSeconds / stepsRun) * 1000, hiddenMs: (m.hiddenSeconds / stepsRun) * 1000,
-      };
-      if (values.json) {
-        console.log(JSON.stringify(row));
-      } else {
-        console.log(`${c.model.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   | ${fmt(row.independentImagesPerSec).padStart(20)} ${fmt(row.efficiencyVsIndependent, 2).padStart(16)} |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)} | ${fmt(row.communicationMs)} ${fmt(row.hiddenMs)}`);
+      let independent: number | null = null;
+      for (const backend of workers === 1 ? (['ring'] as Backend[]) : backends) {
+        const m = backend === 'mpi' ? await measureMpi(c, workers, steps, reduction) : await measure(c, workers, steps, reduction);
+        const stepsRun = m.imagesPerSec * m.epochTime / (workers * c.batch);
+        if (workers === 1) base = m.imagesPerSec;
+        independent ??= workers === 1 ? m.imagesPerSec : await independentCapacity(c, workers, steps);
+        const row: Row = {
+          ...c, workers, backend: workers === 1 ? 'none' : backend, imagesPerSec: m.imagesPerSec, speedUp: m.imagesPerSec / base, efficiency: m.imagesPerSec / (base * workers),
+          independentImagesPerSec: independent, efficiencyVsIndependent: m.imagesPerSec / independent,
+          computeMs: (m.computeSeconds / stepsRun) * 1000, waitMs: (m.waitSeconds / stepsRun) * 1000, allReduceMs: (m.allReduceSeconds / stepsRun) * 1000,
+          communicationMs: (m.communicationSeconds / stepsRun) * 1000, hiddenMs: (m.hiddenSeconds / stepsRun) * 1000,
+        };
+        if (values.json) {
+          console.log(JSON.stringify(row));
+        } else {
+          console.log(`${c.model.padEnd(14)} ${row.backend.padEnd(7)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(row.imagesPerSec)} ${fmt(row.speedUp, 2)} ${fmt(row.efficiency, 2)}   | ${fmt(row.independentImagesPerSec).padStart(20)} ${fmt(row.efficiencyVsIndependent, 2).padStart(16)} |              ${fmt(row.computeMs)} ${fmt(row.waitMs)} ${fmt(row.allReduceMs)} | ${fmt(row.communicationMs)} ${fmt(row.hiddenMs)}`);
+        }
       }
       if (values.pytorch && workers > 1) {
         const { ddp, independent } = await pytorchRow(c, workers, steps, reduction.bucketCapMb);
         const line = { engine: 'pytorch-ddp', ...c, workers, imagesPerSec: ddp.imagesPerSec, independentImagesPerSec: independent,
           efficiencyVsIndependent: ddp.imagesPerSec / independent, stepMs: ddp.stepMs, noSyncStepMs: ddp.noSyncStepMs };
         if (values.json) console.log(JSON.stringify(line));
-        else console.log(`${'  PyTorch DDP'.padEnd(14)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(ddp.imagesPerSec)}                     | ${fmt(independent).padStart(20)} ${fmt(line.efficiencyVsIndependent, 2).padStart(16)} |   step ${fmt(ddp.stepMs)}, no_sync ${fmt(ddp.noSyncStepMs)}: exposed + wait ${fmt(ddp.stepMs - ddp.noSyncStepMs)}`);
+        else console.log(`${'  PyTorch DDP'.padEnd(14)} ${'gloo'.padEnd(7)} ${String(c.batch).padStart(5)} ${String(workers).padStart(7)} ${fmt(ddp.imagesPerSec)}                     | ${fmt(independent).padStart(20)} ${fmt(line.efficiencyVsIndependent, 2).padStart(16)} |   step ${fmt(ddp.stepMs)}, no_sync ${fmt(ddp.noSyncStepMs)}: exposed + wait ${fmt(ddp.stepMs - ddp.noSyncStepMs)}`);
       }
     }
   }

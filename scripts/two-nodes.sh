@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Two "nodes" on one machine: network namespaces NAME-a (10.77.K.1) and NAME-b (10.77.K.2) joined by
 # a veth pair whose both ends tc's token bucket (tbf) limits to RATE, for the slow-link benchmark
-# (bench/link.sh) and test (test/slow-link.test.ts).
+# (bench/link.sh) and test (test/slow-link.test.ts); RATE "none" leaves the veth as fast as it is
+# (bench/allreduce.ts's TCP comparison).
 #
-#   scripts/two-nodes.sh up NAME RATE K     e.g. up fmnist 100mbit 0
+#   scripts/two-nodes.sh up NAME RATE K     e.g. up fmnist 100mbit 0, up fmnist-tcp none 1
 #   scripts/two-nodes.sh down NAME          kills what runs inside, removes both namespaces
 #   scripts/two-nodes.sh check              exit 0 when this machine can make them, else says why (exit 2)
 #
@@ -36,7 +37,7 @@ up() {
     ip -n "$name-$side" addr add "10.77.$subnet.$([[ $side == a ]] && echo 1 || echo 2)/24" dev "$name-v$side"
     ip -n "$name-$side" link set lo up
     ip -n "$name-$side" link set "$name-v$side" up
-    tc -n "$name-$side" qdisc add dev "$name-v$side" root tbf rate "$rate" burst 64kb latency 50ms
+    [[ $rate == none ]] || tc -n "$name-$side" qdisc add dev "$name-v$side" root tbf rate "$rate" burst 64kb latency 50ms
   done
 }
 

@@ -4,6 +4,9 @@ each size, median of the repeats after a barrier. Rank 0 prints one JSON line
 {"backend": ..., "torch": ..., "ms": {floats: median ms}}.
 
     .venv/bin/python bench/reference/torch_allreduce.py --world-size 2 --port 29630 --backend gloo --sizes 1,262144
+
+With --rank, this process is that one rank only (the others start elsewhere: another network
+namespace), meeting at --master-addr; gloo then uses the interface that reaches it.
 """
 
 import argparse
@@ -18,7 +21,7 @@ import torch.multiprocessing as mp
 
 def rank_main(rank: int, args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_ADDR"] = args.master_addr
     os.environ["MASTER_PORT"] = str(args.port)
     dist.init_process_group(args.backend, rank=rank, world_size=args.world_size)
     medians = {}
@@ -46,8 +49,13 @@ def main() -> None:
     parser.add_argument("--backend", default="gloo")
     parser.add_argument("--sizes", required=True)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rank", type=int, default=None)
+    parser.add_argument("--master-addr", default="127.0.0.1")
     args = parser.parse_args()
-    mp.spawn(rank_main, args=(args,), nprocs=args.world_size, join=True)
+    if args.rank is None:
+        mp.spawn(rank_main, args=(args,), nprocs=args.world_size, join=True)
+    else:
+        rank_main(args.rank, args)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,10 @@ export interface MeasureOptions {
   raw?: boolean;
   /** Bind rank r to core r (taskset), as mpirun binds its ranks by default. */
   pin?: boolean;
+  /** A command each rank runs under, e.g. ['ip', 'netns', 'exec', 'fmnist-b'] (another network namespace). */
+  prefix?: (rank: number) => string[];
+  /** Where rank 0 listens (default 127.0.0.1). */
+  masterAddr?: string;
 }
 
 const hasTaskset = () => spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -136,11 +140,13 @@ export async function measureAllReduce(workers: number, sizes: RingSize[], repea
   const cores = os.cpus().length;
   const env = options.env ?? {};
   const medians = await Promise.all(Array.from({ length: workers }, (_, rank) => new Promise<number[]>((resolve, reject) => {
+    // fork() runs execPath with execArgv before the script: a wrapping command goes there, node last.
+    const wrapper = [...(options.prefix?.(rank) ?? []), ...(pin ? ['taskset', '-c', String(rank % cores)] : [])];
     const child = fork(entry, [options.raw ? '--ring-benchmark-raw' : '--ring-benchmark-rank'], {
-      ...(pin ? { execPath: 'taskset', execArgv: ['-c', String(rank % cores), process.execPath] } : { execArgv: [] }),
+      ...(wrapper.length > 0 ? { execPath: wrapper[0], execArgv: [...wrapper.slice(1), process.execPath] } : { execArgv: [] }),
       env: {
         ...process.env, ...env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_PORT: String(port),
-        MASTER_ADDR: '127.0.0.1', FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }),
+        MASTER_ADDR: options.masterAddr ?? '127.0.0.1', FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }),
       },
     });
     child.on('message', (m) => resolve(m as number[]));
