@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { initEngine } from '../lib/backend/select';
+import { sharedDir } from '../lib/ddp/shared-buffers';
 import { freePort } from '../lib/launch/launch';
 import { buildModel } from '../lib/models';
 import { DEFAULT_CONFIG, type TrainConfig } from '../lib/train/config';
@@ -156,6 +157,8 @@ describe('data-parallel training: one worker process per device', () => {
       }
       assert.equal(pids.length, 2);
       assert.deepEqual(await waitUntilGone(pids, 5000), [], 'workers left running');
+      const files = fs.readdirSync(sharedDir()).filter((f) => pids.some((pid) => f.startsWith(`fashion-mnist-${pid}-`)));
+      assert.deepEqual(files, [], 'shared buffers left in /dev/shm');
       if (fault === 'oom') {
         assert.ok(relayed.some((l) => l.startsWith('[rank 1] ') && /heap out of memory/.test(l)), "the worker's own output, prefixed with its rank");
       }

@@ -1,35 +1,45 @@
 /**
- * The ring's three transports on one machine (mapped shared memory, the default; a file in
- * /dev/shm; loopback TCP) give every rank the same bits, and the same bits as each other: the
- * exact sum for integer inputs, and for fractional ones the same rounding, since the ring adds
- * every chunk in the same order whatever carries it.
+ * The ring's three transports on one machine (mapped shared memory, the default, with messages
+ * copied into its channel or, from shared buffers, read in place; a file in /dev/shm; loopback
+ * TCP) give every rank the same bits, and the same bits as each other: the exact sum for integer
+ * inputs, and for fractional ones the same rounding, since the ring adds every chunk in the same
+ * order whatever carries it. No shared buffer is left in /dev/shm.
  */
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { freePort } from '../lib/launch/launch';
+import { sharedDir } from '../lib/ddp/shared-buffers';
 import { sharedMappingAvailable } from '../lib/ddp/shared-mapping';
 import type { RingCheck } from './support/ring-rank';
 
 /** 1 float, fewer floats than ranks have chunks, one 256 KB slot plus an odd tail, and enough to cycle the slots many times. */
 const SIZES = [1, 2, 65_536 + 7, 1_000_003];
-const TRANSPORTS = ['mapped', 'file', 'tcp'];
+/** FASHION_MNIST_RING_TRANSPORT, and whether the inputs lie in shared buffers. */
+const TRANSPORTS = ['mapped', 'mapped in place', 'file', 'tcp'];
 
-async function ringChecks(workers: number, transport: string): Promise<RingCheck[][]> {
+async function ringChecks(workers: number, variant: string): Promise<RingCheck[][]> {
   const port = await freePort();
-  return Promise.all(Array.from({ length: workers }, (_, rank) => new Promise<RingCheck[]>((resolve, reject) => {
+  const [transport, inPlace] = [variant.split(' ')[0], variant.endsWith('in place')];
+  const pids: number[] = [];
+  const ranks = await Promise.all(Array.from({ length: workers }, (_, rank) => new Promise<RingCheck[]>((resolve, reject) => {
     const child = fork(path.join(__dirname, 'support', 'ring-rank.js'), ['--ring-check-rank'], {
       execArgv: [],
       env: {
         ...process.env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1',
-        MASTER_PORT: String(port), FASHION_MNIST_RING_TRANSPORT: transport, RING_CHECK_SIZES: JSON.stringify(SIZES),
+        MASTER_PORT: String(port), FASHION_MNIST_RING_TRANSPORT: transport, RING_CHECK_SIZES: JSON.stringify(SIZES), RING_CHECK_SHARED: inPlace ? '1' : '0',
       },
     });
+    if (child.pid !== undefined) pids.push(child.pid);
     let checks: RingCheck[] | null = null;
     child.on('message', (m) => { checks = m as RingCheck[]; });
-    child.on('exit', (code) => (checks != null && code === 0 ? resolve(checks) : reject(new Error(`${transport} rank ${rank} exited with code ${code}`))));
+    child.on('exit', (code) => (checks != null && code === 0 ? resolve(checks) : reject(new Error(`${variant} rank ${rank} exited with code ${code}`))));
   })));
+  const left = fs.readdirSync(sharedDir()).filter((f) => pids.some((pid) => f.startsWith(`fashion-mnist-${pid}-`)));
+  assert.deepEqual(left, [], `${variant}: files left in ${sharedDir()}`);
+  return ranks;
 }
 
 describe('ring transports', { timeout: 180_000 }, () => {

@@ -7,10 +7,25 @@ export interface CommShared {
   /** [0]: state (CommState); [1]: error length. */
   control: Int32Array;
   error: Uint8Array;
+  /** On a SharedArrayBuffer, or in a shared buffer (shared-buffers.ts) that the next rank reads in place. */
   data: Float32Array;
+  /** The shared buffer's number when `data` lies in one, else -1. */
+  bufferId: number;
   /** When the thread started and finished this slot's last collective: ms since performance.timeOrigin of the training thread. */
   times: Float64Array;
 }
+
+/**
+ * A slot as it travels to the communication thread: SharedArrayBuffers are shared as they are; a
+ * shared buffer is not (a message would copy it), the thread maps it by its number.
+ */
+export type SlotMessage = Omit<CommShared, 'data'> & { data: Float32Array | null };
+
+export function slotMessage(shared: CommShared): SlotMessage {
+  return { ...shared, data: shared.bufferId < 0 ? shared.data : null };
+}
+
+import { createSharedBuffer } from './shared-buffers';
 
 export enum CommState {
   Pending = 0,
@@ -20,16 +35,19 @@ export enum CommState {
 
 export type CommCommand =
   /** Sums the first `length` floats of the slot's data across ranks. `shared` (re)places the slot's memory. */
-  | { op: 'allreduce'; slot: number; length: number; shared?: CommShared }
+  | { op: 'allreduce'; slot: number; length: number; shared?: SlotMessage }
   | { op: 'close' }
   /** MPI only: ends the whole job (MPI_Abort), as a failing MPI program must. */
   | { op: 'abort'; code: number };
 
-export function makeShared(floats: number): CommShared {
+/** A slot of `floats` floats: on a SharedArrayBuffer, or in a new shared buffer with `inSharedBuffer`. */
+export function makeShared(floats: number, inSharedBuffer = false): CommShared {
+  const buffer = inSharedBuffer ? createSharedBuffer(floats) : { id: -1, data: new Float32Array(new SharedArrayBuffer(floats * 4)) };
   return {
     control: new Int32Array(new SharedArrayBuffer(8)),
     error: new Uint8Array(new SharedArrayBuffer(4096)),
-    data: new Float32Array(new SharedArrayBuffer(floats * 4)),
+    data: buffer.data,
+    bufferId: buffer.id,
     times: new Float64Array(new SharedArrayBuffer(16)),
   };
 }

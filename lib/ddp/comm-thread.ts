@@ -11,7 +11,8 @@ import type { LinkModel } from './links';
 import type { Ring } from './ring';
 import { connectRing } from './ring-setup';
 import type { World } from './world';
-import { CommState, type CommCommand, type CommShared, writeError } from './comm-protocol';
+import { CommState, type CommCommand, type CommShared, type SlotMessage, writeError } from './comm-protocol';
+import { openSharedBuffer } from './shared-buffers';
 import { Mpi, type MpiRequest } from './mpi';
 
 interface Init {
@@ -25,6 +26,11 @@ interface Init {
   simulatedLink: LinkModel | null;
   /** The project's ring over sockets and shared memory, or the MPI library the process was launched with. */
   backend: 'ring' | 'mpi';
+}
+
+/** The slot a message describes, its shared buffer (if it lies in one) mapped here. */
+function slotFromMessage(message: SlotMessage): CommShared {
+  return { ...message, data: message.data ?? openSharedBuffer(process.pid, message.bufferId) };
 }
 
 interface Channel {
@@ -47,11 +53,11 @@ function serveRing(ring: Ring | null, channel: Channel): void {
       });
       return;
     }
-    if (command.shared) channel.slots.set(command.slot, command.shared);
+    if (command.shared) channel.slots.set(command.slot, slotFromMessage(command.shared));
     const shared = channel.slots.get(command.slot) as CommShared;
     queue = queue.then(async () => {
       shared.times[0] = channel.now();
-      await ring?.allReduce(new Float32Array(shared.data.buffer, 0, command.length));
+      await ring?.allReduce(shared.data.subarray(0, command.length));
       shared.times[1] = channel.now();
       channel.signal(shared, CommState.Done);
     }).catch((e: unknown) => channel.fail(shared, e));
@@ -129,9 +135,9 @@ function serveMpi(mpi: Mpi, channel: Channel): void {
       ensurePolling();
       return;
     }
-    if (command.shared) channel.slots.set(command.slot, command.shared);
+    if (command.shared) channel.slots.set(command.slot, slotFromMessage(command.shared));
     const shared = channel.slots.get(command.slot) as CommShared;
-    const data = new Float32Array(shared.data.buffer, 0, command.length);
+    const data = shared.data.subarray(0, command.length);
     try {
       shared.times[0] = channel.now();
       if (command.slot === 0) {
@@ -193,6 +199,8 @@ function main(): void {
     return;
   }
   connectRing(init.world, init.timeoutMs, init.simulatedLink).then((ring) => {
+    init.shared.data[0] = ring?.readsSharedBuffers === true ? 1 : 0;
+    writeError(init.shared, ring?.description ?? 'one rank');
     channel.signal(init.shared, CommState.Done);
     serveRing(ring, channel);
   }, (e: unknown) => channel.fail(init.shared, e));

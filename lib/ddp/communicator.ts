@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { CommState, type CommCommand, type CommShared, makeShared, readError } from './comm-protocol';
+import { CommState, type CommCommand, type CommShared, makeShared, readError, slotMessage } from './comm-protocol';
 import type { LinkModel } from './links';
 import type { World } from './world';
 
@@ -103,6 +103,10 @@ export class ThreadCommunicator implements Communicator {
   private spent = 0;
   private slots = 0;
   private closed = false;
+  /** Slots live in shared buffers (the ring over mapped memory), not on SharedArrayBuffers. */
+  private sharedBuffers = false;
+  /** Slot 0's memory changed since the thread last heard of it. */
+  private slot0Moved = false;
 
   /**
    * Meets the other ranks (up to `rendezvousMs`); later collectives give up
@@ -127,7 +131,13 @@ export class ThreadCommunicator implements Communicator {
       const library = readError(this.shared).split(',')[0];
       this.description = `${library}: MPI_Iallreduce on the communication thread (local rank ${localRank} of ${localSize})`;
     } else {
-      this.description = `the project's ring (${world.worldSize} ranks)${simulatedLink ? ', over a simulated link' : ''}`;
+      // The thread says in slot 0 what carries the ring, and whether the next rank reads shared buffers in place.
+      this.sharedBuffers = this.shared.data[0] === 1;
+      this.description = `the project's ring (${world.worldSize} ranks, ${readError(this.shared)})`;
+      if (this.sharedBuffers) {
+        this.shared = makeShared(1 << 16, true);
+        this.slot0Moved = true;
+      }
     }
   }
 
@@ -160,19 +170,19 @@ export class ThreadCommunicator implements Communicator {
   }
 
   createBucket(floats: number): AsyncBucket {
-    return new ThreadBucket(this, ++this.slots, makeShared(floats));
+    return new ThreadBucket(this, ++this.slots, makeShared(floats, this.sharedBuffers));
   }
 
   allReduce(data: Float32Array): void {
     const started = performance.now();
-    let grown: CommShared | undefined;
     if (data.length > this.shared.data.length) {
-      grown = makeShared(Math.max(data.length, this.shared.data.length * 2));
-      this.shared = grown;
+      this.shared = makeShared(Math.max(data.length, this.shared.data.length * 2), this.sharedBuffers);
+      this.slot0Moved = true;
     }
     this.shared.data.set(data);
     Atomics.store(this.shared.control, 0, CommState.Pending);
-    const command: CommCommand = { op: 'allreduce', slot: 0, length: data.length, shared: grown };
+    const command: CommCommand = { op: 'allreduce', slot: 0, length: data.length, shared: this.slot0Moved ? slotMessage(this.shared) : undefined };
+    this.slot0Moved = false;
     this.thread.postMessage(command);
     this.await('all-reduce');
     data.set(this.shared.data.subarray(0, data.length));
@@ -223,7 +233,7 @@ class ThreadBucket implements AsyncBucket {
 
   start(): void {
     Atomics.store(this.shared.control, 0, CommState.Pending);
-    this.comm.post({ op: 'allreduce', slot: this.slot, length: this.data.length, shared: this.registered ? undefined : this.shared });
+    this.comm.post({ op: 'allreduce', slot: this.slot, length: this.data.length, shared: this.registered ? undefined : slotMessage(this.shared) });
     this.registered = true;
   }
 

@@ -11,6 +11,10 @@ export interface Link {
    */
   exchange(outgoing: Float32Array, incoming: Float32Array, reduce: boolean): Promise<void>;
   close(): void;
+  /** What carries the bytes, for the log. */
+  readonly description: string;
+  /** Whether the next rank reads messages that lie in shared buffers where they lie (mapped-link.ts). */
+  readonly readsSharedBuffers?: boolean;
 }
 
 const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -19,6 +23,7 @@ const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.by
 abstract class ByteLink implements Link {
   private scratch = new Float32Array(0);
 
+  abstract readonly description: string;
   protected abstract send(bytes: Uint8Array): Promise<void>;
   protected abstract receiveInto(target: Uint8Array): Promise<void>;
   abstract close(): void;
@@ -37,6 +42,7 @@ abstract class ByteLink implements Link {
 
 /** Bytes through the TCP connections themselves (between machines). */
 export class TcpLink extends ByteLink {
+  readonly description = 'TCP';
   private readonly reader: SocketReader;
 
   constructor(private readonly next: Socket, prev: Socket, prevName: string) {
@@ -66,6 +72,7 @@ export class TcpLink extends ByteLink {
  * never overwrites a message its receiver has not read.
  */
 export class SharedFileLink extends ByteLink {
+  readonly description = 'a file in shared memory, read and written with system calls';
   private readonly doorbells: SocketReader;
   private readonly acks: SocketReader;
   private sent = 0;
@@ -118,7 +125,13 @@ export interface LinkModel {
  * at least latency + bytes / bandwidth to send (the real transfer runs inside that time).
  */
 export class SimulatedLink implements Link {
-  constructor(private readonly inner: Link, private readonly model: LinkModel) {}
+  readonly description: string;
+  readonly readsSharedBuffers: boolean;
+
+  constructor(private readonly inner: Link, private readonly model: LinkModel) {
+    this.description = `${inner.description}, slowed to a simulated link of ${describeLinkModel(model)}`;
+    this.readsSharedBuffers = inner.readsSharedBuffers === true;
+  }
 
   async exchange(outgoing: Float32Array, incoming: Float32Array, reduce: boolean): Promise<void> {
     const ms = this.model.latencyMs + (outgoing.byteLength * 8 * 1000) / this.model.bitsPerSecond;

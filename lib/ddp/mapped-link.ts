@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Link } from './links';
+import { openSharedBuffer, sharedBufferId } from './shared-buffers';
 import { futexWait, futexWake, type SharedMemory } from './shared-mapping';
 import { addInto } from './simd-add';
 
@@ -12,20 +13,29 @@ import { addInto } from './simd-add';
  * k+1. A side with nothing to do sleeps on the counter it waits for (a futex) after flagging so,
  * and the other side wakes it after raising that counter. The TCP connections carry nothing:
  * they tell each side that the other process has gone (their sockets close).
+ *
+ * A message that lies in a shared buffer (shared-buffers.ts: the gradient buckets and the
+ * blocking collectives' slot are) goes as a reference instead: one slot names the buffer, the
+ * offset and the length, the receiver maps that buffer once and adds or copies the chunk from
+ * where it lies, and the sender waits until it has before it changes the buffer. One copy fewer.
  */
 const SLOTS = 4;
 /** Floats per slot (256 KB). */
 const SLICE_FLOATS = 65_536;
 /**
  * Header, as 32-bit words on lines of their own: slices published (written by the sender),
- * slices consumed (by the receiver), receiver asleep, sender asleep, floats in each slot.
+ * slices consumed (by the receiver), receiver asleep, sender asleep, the sender's process id;
+ * then per slot its floats, and for a reference the buffer's number + 1 and the offset (else 0).
  */
 const HEADER_BYTES = 512;
 const PUBLISHED = 0;
 const CONSUMED = 16;
 const RECEIVER_ASLEEP = 32;
 const SENDER_ASLEEP = 48;
-const LENGTHS = 64;
+const SENDER_PID = 64;
+const LENGTHS = 80;
+const BUFFER = 88;
+const OFFSET = 96;
 
 /** Bytes of one channel's file. */
 export const CHANNEL_BYTES = HEADER_BYTES + SLOTS * SLICE_FLOATS * 4;
@@ -66,25 +76,65 @@ class Channel {
 }
 
 class SendingEnd extends Channel {
-  /** Copies the next slice of `message` from `offset` if a slot is free; returns the floats sent (0: none free). */
+  /** The count at which the last reference is consumed (the receiver is done with the sender's buffer). */
+  private referenceDone = 0;
+
+  constructor(memory: SharedMemory) {
+    super(memory);
+    Atomics.store(this.header, SENDER_PID, process.pid);
+  }
+
+  /**
+   * Sends the next part of `message` from `offset` if a slot is free: all of it as a reference
+   * when it lies in a shared buffer, else a slice copied into the slot. Returns the floats sent
+   * (0: no slot free).
+   */
   trySend(message: Float32Array, offset: number): number {
     if (this.count - Atomics.load(this.header, CONSUMED) >= SLOTS) return 0;
     const slot = this.count % SLOTS;
-    const n = Math.min(SLICE_FLOATS, message.length - offset);
-    this.slots[slot].set(message.subarray(offset, offset + n));
+    const buffer = offset === 0 ? sharedBufferId(message) : undefined;
+    let n: number;
+    if (buffer !== undefined) {
+      n = message.length;
+      this.header[BUFFER + slot] = buffer + 1;
+      this.header[OFFSET + slot] = message.byteOffset / 4;
+    } else {
+      n = Math.min(SLICE_FLOATS, message.length - offset);
+      this.slots[slot].set(message.subarray(offset, offset + n));
+      this.header[BUFFER + slot] = 0;
+    }
     this.header[LENGTHS + slot] = n;
     this.count = (this.count + 1) | 0;
+    if (buffer !== undefined) this.referenceDone = this.count;
     this.raise(PUBLISHED, RECEIVER_ASLEEP);
     return n;
   }
 
-  /** Sleeps until the receiver frees a slot. */
+  /** Whether the receiver is done with every reference sent (the sender's buffers may change). */
+  released(): boolean {
+    return this.referenceDone - Atomics.load(this.header, CONSUMED) <= 0;
+  }
+
+  /** Sleeps until the receiver frees a slot or is done with the last reference. */
   sleep(): void {
-    this.sleepWhile(CONSUMED, SENDER_ASLEEP, (consumed) => this.count - consumed >= SLOTS);
+    this.sleepWhile(CONSUMED, SENDER_ASLEEP, (consumed) => this.count - consumed >= SLOTS || this.referenceDone - consumed > 0);
   }
 }
 
 class ReceivingEnd extends Channel {
+  /** The sender's shared buffers this end has mapped, by number. */
+  private readonly peerBuffers = new Map<number, Float32Array>();
+
+  /** Maps the sender's buffer, the first time it names it. */
+  private peerBuffer(id: number): Float32Array {
+    let data = this.peerBuffers.get(id);
+    if (data === undefined) {
+      data = openSharedBuffer(Atomics.load(this.header, SENDER_PID), id);
+      this.peerBuffers.set(id, data);
+    }
+    return data;
+  }
+
   /** Adds (reduce) or copies the next slice into `message` at `offset` if one has arrived; returns the floats received. */
   tryReceive(message: Float32Array, offset: number, reduce: boolean): number {
     if (Atomics.load(this.header, PUBLISHED) === this.count) return 0;
@@ -94,7 +144,9 @@ class ReceivingEnd extends Channel {
       throw new Error(`ring slice of ${n} floats where ${message.length - offset} were left to receive: the ranks are out of step`);
     }
     const target = message.subarray(offset, offset + n);
-    const source = n === SLICE_FLOATS ? this.slots[slot] : this.slots[slot].subarray(0, n);
+    const buffer = this.header[BUFFER + slot] - 1;
+    const source = buffer >= 0 ? this.peerBuffer(buffer).subarray(this.header[OFFSET + slot], this.header[OFFSET + slot] + n)
+      : n === SLICE_FLOATS ? this.slots[slot] : this.slots[slot].subarray(0, n);
     if (reduce) addInto(target, source);
     else target.set(source);
     this.count = (this.count + 1) | 0;
@@ -109,6 +161,8 @@ class ReceivingEnd extends Channel {
 }
 
 export class MappedLink implements Link {
+  readonly description = 'mapped shared memory';
+  readonly readsSharedBuffers = true;
   private readonly out: SendingEnd;
   private readonly in: ReceivingEnd;
   private failure: Error | null = null;
@@ -129,7 +183,7 @@ export class MappedLink implements Link {
     let sent = 0;
     let received = 0;
     let idleSince = 0;
-    while (sent < outgoing.length || received < incoming.length) {
+    while (sent < outgoing.length || received < incoming.length || !this.out.released()) {
       const s = sent < outgoing.length ? this.out.trySend(outgoing, sent) : 0;
       const r = received < incoming.length ? this.in.tryReceive(incoming, received, reduce) : 0;
       sent += s;

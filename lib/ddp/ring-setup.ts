@@ -7,6 +7,7 @@ import { rendezvous, type Peer } from './rendezvous';
 import { type Link, type LinkModel, SharedFileLink, SimulatedLink, TcpLink } from './links';
 import { CHANNEL_BYTES, MappedLink } from './mapped-link';
 import { Ring } from './ring';
+import { sharedDir } from './shared-buffers';
 import { mapShared, sharedMappingAvailable } from './shared-mapping';
 import type { World } from './world';
 
@@ -45,10 +46,6 @@ function acceptPrev(listener: net.Server, expected: number): Promise<net.Socket>
   });
 }
 
-/** Where ranks on one machine put their shared-memory files (tmpfs when there is one). */
-function sharedDir(): string {
-  return fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
-}
 
 /**
  * How ranks on one machine pass chunks: mapped shared memory (the default), a file in /dev/shm

@@ -32,6 +32,14 @@ export class Ring {
     return this.link.exchange(data.subarray(s0, s1), data.subarray(r0, r1), reduce);
   }
 
+  get description(): string {
+    return this.link.description;
+  }
+
+  get readsSharedBuffers(): boolean {
+    return this.link.readsSharedBuffers === true;
+  }
+
   /** Sums `data` across all ranks, in place. */
   async allReduce(data: Float32Array): Promise<void> {
     const { rank, size } = this;

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import { compiledEntry, freePort } from './launch';
 import { type Communicator, openCommunicator } from '../ddp/communicator';
 import { connectRing } from '../ddp/ring-setup';
+import { createSharedBuffer } from '../ddp/shared-buffers';
 import { Mpi } from '../ddp/mpi';
 import { type World, worldFromEnv } from '../ddp/world';
 
@@ -54,7 +55,7 @@ async function ringMedians(plan: BenchmarkPlan, world: World): Promise<number[]>
   const one = new Float32Array(1);
   const result: number[] = [];
   for (const size of plan.sizes) {
-    const data = new Float32Array(new SharedArrayBuffer(size.floats * 4)).fill(world.rank + 1);
+    const data = (process.env.BENCH_SHARED === '1' ? createSharedBuffer(size.floats).data : new Float32Array(new SharedArrayBuffer(size.floats * 4))).fill(world.rank + 1);
     for (let i = 0; i < WARMUP; i++) await ring.allReduce(data);
     const times: number[] = [];
     for (let i = 0; i < repeatsFor(plan, size); i++) {

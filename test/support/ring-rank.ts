@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { connectRing } from '../../lib/ddp/ring-setup';
+import { createSharedBuffer } from '../../lib/ddp/shared-buffers';
 import { worldFromEnv } from '../../lib/ddp/world';
 
 export interface RingCheck {
@@ -14,9 +15,12 @@ export interface RingCheck {
   exact: boolean;
 }
 
-/** Rank `rank`'s input: small integers (exact sums) or, with `fractional`, seeded floats. */
-export function rankInput(rank: number, floats: number, fractional: boolean): Float32Array {
-  const data = new Float32Array(new SharedArrayBuffer(floats * 4));
+/**
+ * Rank `rank`'s input: small integers (exact sums) or, with `fractional`, seeded floats; in a
+ * shared buffer (which the mapped link sends as a reference) with `shared`.
+ */
+export function rankInput(rank: number, floats: number, fractional: boolean, shared = false): Float32Array {
+  const data = shared ? createSharedBuffer(floats).data : new Float32Array(floats);
   let state = (rank + 1) * 2654435761;
   for (let i = 0; i < floats; i++) {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
@@ -34,7 +38,7 @@ async function main(): Promise<void> {
   const checks: RingCheck[] = [];
   for (const fractional of [false, true]) {
     for (const floats of sizes) {
-      const data = rankInput(world.rank, floats, fractional);
+      const data = rankInput(world.rank, floats, fractional, process.env.RING_CHECK_SHARED === '1');
       await ring.allReduce(data);
       let exact = true;
       if (!fractional) {
