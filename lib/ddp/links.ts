@@ -45,9 +45,10 @@ export class TcpLink extends ByteLink {
   readonly description = 'TCP';
   private readonly reader: SocketReader;
 
-  constructor(private readonly next: Socket, prev: Socket, prevName: string) {
+  /** `fromPrev` reads the previous rank's socket. */
+  constructor(private readonly next: Socket, fromPrev: SocketReader) {
     super();
-    this.reader = new SocketReader(prev, prevName);
+    this.reader = fromPrev;
   }
 
   protected send(bytes: Uint8Array): Promise<void> {
@@ -79,17 +80,18 @@ export class SharedFileLink extends ByteLink {
   private readonly header = new Uint32Array(1);
   private readonly ack = new Uint8Array(1);
 
+  /** `fromPrev` reads the previous rank's socket (the doorbells). */
   constructor(
     private readonly outFd: number,
     private readonly inFd: number,
     private readonly next: Socket,
     private readonly prev: Socket,
-    prevName: string,
+    fromPrev: SocketReader,
     nextName: string,
   ) {
     super();
-    this.doorbells = new SocketReader(prev, prevName);
-    this.acks = new SocketReader(next, nextName);
+    this.doorbells = fromPrev;
+    this.acks = new SocketReader(nextName).listen(next);
   }
 
   protected async send(bytes: Uint8Array): Promise<void> {

@@ -6,32 +6,42 @@ import * as path from 'node:path';
 import { rendezvous, type Peer } from './rendezvous';
 import { type Link, type LinkModel, SharedFileLink, SimulatedLink, TcpLink } from './links';
 import { CHANNEL_BYTES, MappedLink } from './mapped-link';
+import { SocketReader } from './socket-reader';
 import { Ring } from './ring';
 import { sharedDir } from './shared-buffers';
 import { mapShared, sharedMappingAvailable } from './shared-mapping';
 import type { World } from './world';
 
-function connectNext(peer: Peer, rank: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(peer.port, peer.host);
-    socket.once('error', (e) => reject(new Error(`rank ${rank} could not connect to rank ${peer.rank} at ${peer.host}:${peer.port}: ${e.message}`)));
-    socket.once('connect', () => {
-      socket.setNoDelay(true);
+/**
+ * Connects to the previous rank's listener: the socket this rank reads the ring's bytes from,
+ * straight into the reader's targets (onread). Resolves when the previous rank has answered,
+ * which it does once it has accepted this rank, after making its files.
+ */
+async function connectPrev(peer: Peer, rank: number, reader: SocketReader): Promise<net.Socket> {
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ port: peer.port, host: peer.host, onread: reader.onread });
+    s.once('error', (e) => reject(new Error(`rank ${rank} could not connect to rank ${peer.rank} at ${peer.host}:${peer.port}: ${e.message}`)));
+    s.once('connect', () => {
+      s.setNoDelay(true);
       const hello = Buffer.alloc(4);
       hello.writeInt32LE(rank);
-      socket.write(hello);
-      resolve(socket);
+      s.write(hello);
+      resolve(s);
     });
   });
+  reader.watch(socket);
+  await reader.readInto(new Uint8Array(1));
+  return socket;
 }
 
-function acceptPrev(listener: net.Server, expected: number): Promise<net.Socket> {
+/** Accepts the next rank (the socket this rank sends the ring's bytes on) and answers it. */
+function acceptNext(listener: net.Server, expected: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     listener.once('connection', (socket) => {
       socket.setNoDelay(true);
       socket.once('data', (d: Buffer) => {
-        // Stop the flow until the link's reader listens: the previous rank may already be sending,
-        // and bytes emitted with no 'data' listener are lost (a hang at the first collective).
+        // Stop the flow until a reader listens (the file link's acknowledgements): bytes emitted
+        // with no 'data' listener are lost (a hang at the first collective).
         socket.pause();
         const from = d.readInt32LE(0);
         if (from !== expected) {
@@ -40,12 +50,12 @@ function acceptPrev(listener: net.Server, expected: number): Promise<net.Socket>
         }
         if (d.length > 4) socket.unshift(d.subarray(4));
         listener.close();
+        socket.write(Uint8Array.of(1));
         resolve(socket);
       });
     });
   });
 }
-
 
 /**
  * How ranks on one machine pass chunks: mapped shared memory (the default), a file in /dev/shm
@@ -79,10 +89,11 @@ export async function connectRing(world: World, timeoutMs: number, simulatedLink
   const file = (from: number, to: number) => path.join(sharedDir(), `fashion-mnist-${job}-${from}-to-${to}`);
   const outFd = oneMachine ? fs.openSync(file(rank, next.rank), 'w+') : -1;
   if (mapped) fs.ftruncateSync(outFd, CHANNEL_BYTES);
-  const [nextSocket, prevSocket] = await Promise.all([connectNext(next, rank), acceptPrev(listener, prevRank)]);
+  const fromPrev = new SocketReader(`rank ${prevRank}`);
+  const [nextSocket, prevSocket] = await Promise.all([acceptNext(listener, next.rank), connectPrev(peers[prevRank], rank, fromPrev)]);
   let link: Link;
   if (oneMachine) {
-    // The previous rank created its file before connecting; once open, the name can go.
+    // The previous rank made its file before it answered; once open, the name can go.
     const inFd = fs.openSync(file(prevRank, rank), mapped ? 'r+' : 'r');
     fs.unlinkSync(file(prevRank, rank));
     if (mapped) {
@@ -91,10 +102,10 @@ export async function connectRing(world: World, timeoutMs: number, simulatedLink
       fs.closeSync(inFd);
       link = new MappedLink(outgoing, incoming, nextSocket, prevSocket, `rank ${prevRank}`, `rank ${next.rank}`);
     } else {
-      link = new SharedFileLink(outFd, inFd, nextSocket, prevSocket, `rank ${prevRank}`, `rank ${next.rank}`);
+      link = new SharedFileLink(outFd, inFd, nextSocket, prevSocket, fromPrev, `rank ${next.rank}`);
     }
   } else {
-    link = new TcpLink(nextSocket, prevSocket, `rank ${prevRank}`);
+    link = new TcpLink(nextSocket, fromPrev);
   }
   return new Ring(rank, worldSize, simulatedLink ? new SimulatedLink(link, simulatedLink) : link);
 }

@@ -7,25 +7,54 @@ interface PendingRead {
   reject: (e: Error) => void;
 }
 
-/** Reads exact byte counts from a socket straight into the caller's memory, in order. */
+/**
+ * Reads exact byte counts from a socket into the caller's memory, in order. On a socket that
+ * net.connect made with `onread: reader.onread`, the kernel's bytes land straight in the pending
+ * read's memory (no buffer allocated per read, no copy); on any other socket they come as 'data'.
+ */
 export class SocketReader {
-  private chunks: Buffer[] = [];
+  private chunks: Uint8Array[] = [];
   private pending: PendingRead | null = null;
   private failure: Error | null = null;
+  /** Where bytes land when no read is pending (copied out at once: the next read reuses it). */
+  private readonly spare = new Uint8Array(64 * 1024);
 
-  constructor(socket: Socket, peer: string) {
+  /** For net.connect's `onread`. */
+  readonly onread = {
+    buffer: (): Uint8Array => {
+      const p = this.pending;
+      return p != null && this.chunks.length === 0 ? p.target.subarray(p.filled) : this.spare;
+    },
+    callback: (bytes: number, buffer: Uint8Array): boolean => {
+      if (buffer === this.spare) this.chunks.push(this.spare.slice(0, bytes));
+      else if (this.pending != null) this.pending.filled += bytes;
+      this.settle();
+      return true;
+    },
+  };
+
+  constructor(private readonly peer: string) {}
+
+  /** Reads `socket`'s 'data' events. */
+  listen(socket: Socket): this {
     socket.on('data', (data: Buffer) => {
       this.chunks.push(data);
       this.settle();
     });
-    // A socket paused until now (comm-thread.ts's acceptPrev) flows again, the bytes it held first.
+    // A socket paused until now (ring-setup.ts's acceptNext) flows again, the bytes it held first.
     socket.resume();
+    return this.watch(socket);
+  }
+
+  /** Notices when `socket` fails or closes (pending and later reads then reject). */
+  watch(socket: Socket): this {
     const fail = (why: string) => {
-      if (this.failure == null) this.failure = new Error(`connection to ${peer} ${why}`);
+      if (this.failure == null) this.failure = new Error(`connection to ${this.peer} ${why}`);
       this.settle();
     };
     socket.on('error', (e) => fail(`failed: ${e.message}`));
     socket.on('close', () => fail('closed (did that worker stop?)'));
+    return this;
   }
 
   /** Fills `target` with the next target.length bytes. */

@@ -21,6 +21,8 @@ export interface RingTiming extends RingSize {
 interface BenchmarkPlan {
   sizes: RingSize[];
   repeats: number;
+  /** Raw ring only: buffers on SharedArrayBuffers, which the mapped link copies into its channel. */
+  copied?: boolean;
 }
 
 /** Untimed calls before the timed ones: the JIT compiles the hot paths, the pages are touched. */
@@ -55,7 +57,9 @@ async function ringMedians(plan: BenchmarkPlan, world: World): Promise<number[]>
   const one = new Float32Array(1);
   const result: number[] = [];
   for (const size of plan.sizes) {
-    const data = (process.env.BENCH_SHARED === '1' ? createSharedBuffer(size.floats).data : new Float32Array(new SharedArrayBuffer(size.floats * 4))).fill(world.rank + 1);
+    // As the communicator places its slots: in shared buffers, which the next rank reads in place, where the link can.
+    const inPlace = ring.readsSharedBuffers && plan.copied !== true;
+    const data = (inPlace ? createSharedBuffer(size.floats).data : new Float32Array(new SharedArrayBuffer(size.floats * 4))).fill(world.rank + 1);
     for (let i = 0; i < WARMUP; i++) await ring.allReduce(data);
     const times: number[] = [];
     for (let i = 0; i < repeatsFor(plan, size); i++) {
@@ -119,6 +123,8 @@ export interface MeasureOptions {
   env?: NodeJS.ProcessEnv;
   /** Time the ring alone on its thread (true) or through the communicator, as training calls it (false). */
   raw?: boolean;
+  /** With `raw`: buffers the mapped link must copy, not read in place (what the in-place reads save). */
+  copied?: boolean;
   /** Bind rank r to core r (taskset), as mpirun binds its ranks by default. */
   pin?: boolean;
   /** A command each rank runs under, e.g. ['ip', 'netns', 'exec', 'fmnist-b'] (another network namespace). */
@@ -147,7 +153,7 @@ export async function measureAllReduce(workers: number, sizes: RingSize[], repea
       ...(wrapper.length > 0 ? { execPath: wrapper[0], execArgv: [...wrapper.slice(1), process.execPath] } : { execArgv: [] }),
       env: {
         ...process.env, ...env, RANK: String(rank), WORLD_SIZE: String(workers), LOCAL_RANK: String(rank), MASTER_PORT: String(port),
-        MASTER_ADDR: options.masterAddr ?? '127.0.0.1', FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }),
+        MASTER_ADDR: options.masterAddr ?? '127.0.0.1', FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats, copied: options.copied === true }),
       },
     });
     child.on('message', (m) => resolve(m as number[]));
