@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readSavedWeights } from '../lib/train/save';
 import { processesOf, runToEnd } from './support/processes';
+import { maxDifference, type Weights } from './support/weights';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -17,17 +18,6 @@ const skip = hasMpirun ? false : 'mpirun is not installed (Debian: openmpi-bin; 
 // 16 steps of 2 x 32 images.
 const CNN = ['--model', 'cnn', '--train-subset', '1024', '--val-subset', '200', '--batch-size', '32', '--epochs', '1', '--base-lr', '0.05',
   '--momentum', '0.9', '--no-progress', '--bucket-cap-mb', '0.3'];
-
-type Weights = Map<string, Float32Array>;
-function maxDifference(a: Weights, b: Weights): number {
-  let diff = 0;
-  for (const [name, va] of a) {
-    const vb = b.get(name);
-    assert.ok(vb != null, name);
-    for (let i = 0; i < va.length; i++) diff = Math.max(diff, Math.abs(va[i] - vb[i]));
-  }
-  return diff;
-}
 
 function mpirun(args: string[], env: Record<string, string> = {}) {
   const exported = Object.keys(env).flatMap((name) => ['-x', name]);
