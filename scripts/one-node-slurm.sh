@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A SLURM cluster of one node (this machine), for trying srun here: munged, slurmctld and slurmd
-# started from a configuration written into DIR (nothing under /etc is changed). Needs root and
+# started from a configuration written into DIR (nothing under /etc is changed); `down` stops what
+# `up` started (munged only if it was not running already). Needs root and
 # Debian's slurmd, slurmctld and libpmix-dev (srun --mpi=pmix):
 #   apt-get install slurmd slurmctld libpmix-dev
 #
@@ -48,6 +49,7 @@ CONF
   if ! munge -n >/dev/null 2>&1; then
     mkdir -p /run/munge && chown munge:munge /run/munge
     runuser -u munge -- /usr/sbin/munged
+    pgrep -u munge -x munged >"$dir/munged.pid"
   fi
   SLURM_CONF="$dir/slurm.conf" slurmctld
   SLURM_CONF="$dir/slurm.conf" slurmd
@@ -62,7 +64,7 @@ CONF
 
 down() {
   local dir=$1 pid
-  for pid in "$dir/slurmd.pid" "$dir/slurmctld.pid"; do
+  for pid in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munged.pid"; do
     [[ -f $pid ]] && kill "$(cat "$pid")" 2>/dev/null || true
   done
 }
