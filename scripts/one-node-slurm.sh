@@ -49,7 +49,7 @@ CONF
   if ! munge -n >/dev/null 2>&1; then
     mkdir -p /run/munge && chown munge:munge /run/munge
     runuser -u munge -- /usr/sbin/munged
-    pgrep -u munge -x munged >"$dir/munged.pid"
+    cp /run/munge/munged.pid "$dir/munged.pid"
   fi
   SLURM_CONF="$dir/slurm.conf" slurmctld
   SLURM_CONF="$dir/slurm.conf" slurmd
