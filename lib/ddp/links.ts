@@ -67,8 +67,8 @@ export class TcpLink extends ByteLink {
 /**
  * Bytes through a file in shared memory (tmpfs) between two processes of
  * one machine, written and read with system calls: the fallback where
- * mapped memory (mapped-link.ts) is not available, and about 20 times faster
- * than the loopback TCP stack here. The TCP connections carry only a 4-byte doorbell
+ * mapped memory (mapped-link.ts) is not available (no koffi binary for this
+ * platform). The TCP connections carry only a 4-byte doorbell
  * (the length) forward and a 1-byte acknowledgement back, so that a sender
  * never overwrites a message its receiver has not read.
  */
