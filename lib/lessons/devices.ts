@@ -150,7 +150,8 @@ export function stepMsOf(result: Pick<DeviceResult, 'experiment' | 'stepsPerEpoc
  */
 export async function measureRing(model: ModelName, fallback: RingCostModel, repeats = 20): Promise<RingCostModel> {
   if (os.availableParallelism() < 2) return fallback;
-  const timings = await measureAllReduce(2, [{ name: 'one float', floats: 1 }, { name: `${model} gradients`, floats: MODELS[model].parameters }], repeats);
+  // The ring alone, each process on a core of its own, on shared buffers as the gradient buckets are.
+  const timings = await measureAllReduce(2, [{ name: 'one float', floats: 1 }, { name: `${model} gradients`, floats: MODELS[model].parameters }], repeats, { raw: true, pin: true });
   return fitRingCostModel(timings);
 }
 
