@@ -1,5 +1,6 @@
 /**
- * `npm run bench:allreduce`: the ring all-reduce alone, between worker
+ * `npm run bench:allreduce`: the ring all-reduce alone (on its thread, each process bound to a
+ * core, the buffers in shared memory as the gradient buckets are), between worker
  * processes on this machine, for the gradient sizes of the three models:
  * milliseconds per all-reduce and the bus bandwidth 2 (N-1)/N x bytes / time,
  * and the latency and bandwidth of the cost model
@@ -184,8 +185,8 @@ async function main(): Promise<void> {
     return;
   }
   const sizes = [{ name: '(4 bytes)', floats: 1 }, ...Object.values(MODELS).map((m) => ({ name: m.name, floats: m.parameters + 1 }))];
-  const timings = await measureAllReduce(workers, sizes, repeats);
-  console.log(`Ring all-reduce between ${workers} processes on this machine (${os.cpus()[0]?.model ?? 'CPU'}), median of ${repeats}`);
+  const timings = await measureAllReduce(workers, sizes, repeats, { raw: true, pin: true });
+  console.log(`Ring all-reduce alone between ${workers} processes on this machine (${os.cpus()[0]?.model ?? 'CPU'}), rank r bound to core r mod ${os.cpus().length}, buffers shared as the gradient buckets are, median of ${repeats}`);
   console.log('gradients of        MB        ms   bus GB/s');
   for (const t of timings) {
     const mb = (t.floats * 4) / 1e6;
