@@ -40,9 +40,22 @@ export type CommCommand =
   /** MPI only: ends the whole job (MPI_Abort), as a failing MPI program must. */
   | { op: 'abort'; code: number };
 
-/** A slot of `floats` floats: on a SharedArrayBuffer, or in a new shared buffer with `inSharedBuffer`. */
+let warnedFull = false;
+
+/** A new shared buffer, or null (said once) when /dev/shm has no room: the slot then lies on a SharedArrayBuffer and is copied. */
+function sharedBufferOrNull(floats: number): { id: number; data: Float32Array } | null {
+  try {
+    return createSharedBuffer(floats);
+  } catch (e) {
+    if (!warnedFull) console.warn(`${(e as Error).message}: gradient buckets are copied into the ring's channel instead of read in place (slower)`);
+    warnedFull = true;
+    return null;
+  }
+}
+
+/** A slot of `floats` floats: on a SharedArrayBuffer, or, with `inSharedBuffer`, in a new shared buffer where /dev/shm has room. */
 export function makeShared(floats: number, inSharedBuffer = false): CommShared {
-  const buffer = inSharedBuffer ? createSharedBuffer(floats) : { id: -1, data: new Float32Array(new SharedArrayBuffer(floats * 4)) };
+  const buffer = (inSharedBuffer ? sharedBufferOrNull(floats) : null) ?? { id: -1, data: new Float32Array(new SharedArrayBuffer(floats * 4)) };
   return {
     control: new Int32Array(new SharedArrayBuffer(8)),
     error: new Uint8Array(new SharedArrayBuffer(4096)),

@@ -45,14 +45,22 @@ export class TcpLink extends ByteLink {
   readonly description = 'TCP';
   private readonly reader: SocketReader;
 
-  /** `fromPrev` reads the previous rank's socket. */
-  constructor(private readonly next: Socket, fromPrev: SocketReader) {
+  /** `fromPrev` reads the previous rank's socket; `nextName` names the next rank in errors. */
+  constructor(private readonly next: Socket, fromPrev: SocketReader, private readonly nextName: string) {
     super();
     this.reader = fromPrev;
+    // Nothing comes from the next rank, but its socket's failure must be heard (an unheard 'error'
+    // would end the thread), and the write that met it says so.
+    next.on('error', () => undefined);
+    next.resume();
   }
 
-  protected send(bytes: Uint8Array): Promise<void> {
-    return write(this.next, bytes);
+  protected async send(bytes: Uint8Array): Promise<void> {
+    try {
+      await write(this.next, bytes);
+    } catch (e) {
+      throw new Error(`connection to ${this.nextName} failed: ${(e as Error).message} (did that worker stop?)`);
+    }
   }
 
   protected receiveInto(target: Uint8Array): Promise<void> {

@@ -19,6 +19,7 @@ import { addInto } from './simd-add';
  * offset and the length, the receiver maps that buffer once and adds or copies the chunk from
  * where it lies, and the sender waits until it has before it changes the buffer. One copy fewer.
  */
+/** A power of two (slot = count & (SLOTS - 1) stays right when the counters wrap). */
 const SLOTS = 4;
 /** Floats per slot (256 KB). */
 const SLICE_FLOATS = 65_536;
@@ -48,6 +49,9 @@ export const CHANNEL_BYTES = HEADER_BYTES + SLOTS * SLICE_FLOATS * 4;
  */
 const SPIN_MS = 0.03;
 const SLEEP_MS = 2;
+
+/** How far counter `a` is ahead of `b`, right across the wrap of 32-bit counters. */
+const ahead = (a: number, b: number) => (a - b) | 0;
 
 class Channel {
   protected readonly header: Int32Array;
@@ -90,8 +94,8 @@ class SendingEnd extends Channel {
    * (0: no slot free).
    */
   trySend(message: Float32Array, offset: number): number {
-    if (this.count - Atomics.load(this.header, CONSUMED) >= SLOTS) return 0;
-    const slot = this.count % SLOTS;
+    if (ahead(this.count, Atomics.load(this.header, CONSUMED)) >= SLOTS) return 0;
+    const slot = this.count & (SLOTS - 1);
     const buffer = offset === 0 ? sharedBufferId(message) : undefined;
     let n: number;
     if (buffer !== undefined) {
@@ -112,12 +116,12 @@ class SendingEnd extends Channel {
 
   /** Whether the receiver is done with every reference sent (the sender's buffers may change). */
   released(): boolean {
-    return this.referenceDone - Atomics.load(this.header, CONSUMED) <= 0;
+    return ahead(this.referenceDone, Atomics.load(this.header, CONSUMED)) <= 0;
   }
 
   /** Sleeps until the receiver frees a slot or is done with the last reference. */
   sleep(): void {
-    this.sleepWhile(CONSUMED, SENDER_ASLEEP, (consumed) => this.count - consumed >= SLOTS || this.referenceDone - consumed > 0);
+    this.sleepWhile(CONSUMED, SENDER_ASLEEP, (consumed) => ahead(this.count, consumed) >= SLOTS || ahead(this.referenceDone, consumed) > 0);
   }
 }
 
@@ -138,7 +142,7 @@ class ReceivingEnd extends Channel {
   /** Adds (reduce) or copies the next slice into `message` at `offset` if one has arrived; returns the floats received. */
   tryReceive(message: Float32Array, offset: number, reduce: boolean): number {
     if (Atomics.load(this.header, PUBLISHED) === this.count) return 0;
-    const slot = this.count % SLOTS;
+    const slot = this.count & (SLOTS - 1);
     const n = this.header[LENGTHS + slot];
     if (n <= 0 || n > message.length - offset) {
       throw new Error(`ring slice of ${n} floats where ${message.length - offset} were left to receive: the ranks are out of step`);
@@ -165,14 +169,15 @@ export class MappedLink implements Link {
   readonly readsSharedBuffers = true;
   private readonly out: SendingEnd;
   private readonly in: ReceivingEnd;
-  private failure: Error | null = null;
+  /** Why the previous (index 0) or the next rank (1) is gone, once it is. */
+  private readonly gone: [Error | null, Error | null] = [null, null];
 
   /** `outgoing` is the channel to the next rank, `incoming` the one from the previous rank. */
   constructor(outgoing: SharedMemory, incoming: SharedMemory, private readonly next: Socket, prev: Socket, prevName: string, nextName: string) {
     this.out = new SendingEnd(outgoing);
     this.in = new ReceivingEnd(incoming);
-    for (const [socket, peer] of [[prev, prevName], [next, nextName]] as const) {
-      const fail = (why: string) => { this.failure ??= new Error(`connection to ${peer} ${why}`); };
+    for (const [side, socket, peer] of [[0, prev, prevName], [1, next, nextName]] as const) {
+      const fail = (why: string) => { this.gone[side] ??= new Error(`connection to ${peer} ${why}`); };
       socket.on('error', (e) => fail(`failed: ${e.message}`));
       socket.on('close', () => fail('closed (did that worker stop?)'));
       socket.resume();
@@ -200,7 +205,11 @@ export class MappedLink implements Link {
       else this.out.sleep();
       if (performance.now() - idleSince >= SLEEP_MS) {
         await new Promise((resolve) => setImmediate(resolve));
-        if (this.failure != null) throw this.failure;
+        // Only a rank this exchange still needs counts: at the end of a job the others leave first.
+        const prevNeeded = received < incoming.length;
+        const nextNeeded = sent < outgoing.length || !this.out.released();
+        const gone = (prevNeeded ? this.gone[0] : null) ?? (nextNeeded ? this.gone[1] : null);
+        if (gone != null) throw gone;
         idleSince = 0;
       }
     }

@@ -104,13 +104,15 @@ async function connectStore(world: World, deadline: number): Promise<net.Socket>
  * Opens this rank's ring listener and swaps addresses with every other rank
  * through rank 0's store. On one machine everything binds 127.0.0.1.
  */
-export async function rendezvous(world: World, timeoutMs: number): Promise<{ peers: Peer[]; job: string; listener: net.Server }> {
+export async function rendezvous(world: World, timeoutMs: number): Promise<{ peers: Peer[]; job: string; listener: net.Server; connection: Promise<net.Socket> }> {
   const deadline = Date.now() + timeoutMs;
   const store = world.rank === 0 ? hostStore(world, timeoutMs) : null;
   store?.catch(() => undefined);
   const socket = await Promise.race([connectStore(world, deadline), ...(store ? [store.then(() => never())] : [])]);
   const host = isLoopback(world.masterAddr) ? '127.0.0.1' : socket.localAddress ?? '0.0.0.0';
   const listener = net.createServer();
+  // Caught from the start: the next rank may connect before this rank has read rank 0's answer.
+  const connection = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(0, host, () => resolve());
@@ -131,7 +133,7 @@ export async function rendezvous(world: World, timeoutMs: number): Promise<{ pee
     listener.close();
     throw new RendezvousError(reply.error ?? 'rendezvous failed');
   }
-  return { peers: reply.peers.sort((a, b) => a.rank - b.rank), job: reply.job ?? 'job', listener };
+  return { peers: reply.peers.sort((a, b) => a.rank - b.rank), job: reply.job ?? 'job', listener, connection };
 }
 
 function never(): Promise<never> {

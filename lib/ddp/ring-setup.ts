@@ -9,7 +9,7 @@ import { CHANNEL_BYTES, MappedLink } from './mapped-link';
 import { SocketReader } from './socket-reader';
 import { Ring } from './ring';
 import { sharedDir } from './shared-buffers';
-import { mapShared, sharedMappingAvailable } from './shared-mapping';
+import { mapShared, reserveShared, sharedMappingAvailable } from './shared-mapping';
 import type { World } from './world';
 
 /**
@@ -34,27 +34,33 @@ async function connectPrev(peer: Peer, rank: number, reader: SocketReader): Prom
   return socket;
 }
 
-/** Accepts the next rank (the socket this rank sends the ring's bytes on) and answers it. */
-function acceptNext(listener: net.Server, expected: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    listener.once('connection', (socket) => {
-      socket.setNoDelay(true);
-      socket.once('data', (d: Buffer) => {
-        // Stop the flow until a reader listens (the file link's acknowledgements): bytes emitted
-        // with no 'data' listener are lost (a hang at the first collective).
-        socket.pause();
-        const from = d.readInt32LE(0);
-        if (from !== expected) {
-          reject(new Error(`expected rank ${expected} on the ring, got rank ${from}`));
-          return;
-        }
-        if (d.length > 4) socket.unshift(d.subarray(4));
-        listener.close();
-        socket.write(Uint8Array.of(1));
-        resolve(socket);
-      });
-    });
+/**
+ * Takes the next rank's connection (the socket this rank sends the ring's bytes on), reads its
+ * 4-byte hello, whole, and answers it.
+ */
+async function acceptNext(connection: Promise<net.Socket>, listener: net.Server, expected: number): Promise<net.Socket> {
+  const socket = await connection;
+  listener.close();
+  socket.setNoDelay(true);
+  const hello = await new Promise<Buffer>((resolve, reject) => {
+    let bytes = Buffer.alloc(0);
+    const onData = (d: Buffer) => {
+      bytes = Buffer.concat([bytes, d]);
+      if (bytes.length < 4) return;
+      // Stop the flow until a reader listens (the file link's acknowledgements): bytes emitted
+      // with no 'data' listener are lost (a hang at the first collective).
+      socket.off('data', onData);
+      socket.pause();
+      if (bytes.length > 4) socket.unshift(bytes.subarray(4));
+      resolve(bytes);
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error(`rank ${expected} closed its connection before saying which rank it is`)));
   });
+  const from = hello.readInt32LE(0);
+  if (from !== expected) throw new Error(`expected rank ${expected} on the ring, got rank ${from}`);
+  socket.write(Uint8Array.of(1));
+  return socket;
 }
 
 /**
@@ -75,7 +81,7 @@ function transportFromEnv(): Transport {
  */
 export async function connectRing(world: World, timeoutMs: number, simulatedLink: LinkModel | null = null): Promise<Ring | null> {
   const transport = transportFromEnv();
-  const { peers, job, listener } = await rendezvous(world, timeoutMs);
+  const { peers, job, listener, connection } = await rendezvous(world, timeoutMs);
   if (world.worldSize === 1) {
     listener.close();
     return null;
@@ -88,9 +94,25 @@ export async function connectRing(world: World, timeoutMs: number, simulatedLink
   const mapped = oneMachine && transport !== 'file' && sharedMappingAvailable();
   const file = (from: number, to: number) => path.join(sharedDir(), `fashion-mnist-${job}-${from}-to-${to}`);
   const outFd = oneMachine ? fs.openSync(file(rank, next.rank), 'w+') : -1;
-  if (mapped) fs.ftruncateSync(outFd, CHANNEL_BYTES);
+  let nextSocket: net.Socket;
+  let prevSocket: net.Socket;
   const fromPrev = new SocketReader(`rank ${prevRank}`);
-  const [nextSocket, prevSocket] = await Promise.all([acceptNext(listener, next.rank), connectPrev(peers[prevRank], rank, fromPrev)]);
+  try {
+    if (mapped) {
+      try {
+        reserveShared(outFd, CHANNEL_BYTES);
+      } catch (e) {
+        throw new Error(`the ring's channel: ${(e as Error).message} in ${sharedDir()}: ` +
+          `free space there (df -h ${sharedDir()}), or set FASHION_MNIST_RING_TRANSPORT=tcp`);
+      }
+    }
+    [nextSocket, prevSocket] = await Promise.all([acceptNext(connection, listener, next.rank), connectPrev(peers[prevRank], rank, fromPrev)]);
+  } catch (e) {
+    // Set-up failed: this rank's channel file goes (the next rank would have removed it).
+    if (oneMachine) fs.rmSync(file(rank, next.rank), { force: true });
+    listener.close();
+    throw e;
+  }
   let link: Link;
   if (oneMachine) {
     // The previous rank made its file before it answered; once open, the name can go.
@@ -105,7 +127,7 @@ export async function connectRing(world: World, timeoutMs: number, simulatedLink
       link = new SharedFileLink(outFd, inFd, nextSocket, prevSocket, fromPrev, `rank ${next.rank}`);
     }
   } else {
-    link = new TcpLink(nextSocket, fromPrev);
+    link = new TcpLink(nextSocket, fromPrev, `rank ${next.rank}`);
   }
   return new Ring(rank, worldSize, simulatedLink ? new SimulatedLink(link, simulatedLink) : link);
 }

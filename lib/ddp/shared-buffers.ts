@@ -8,11 +8,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { mapShared } from './shared-mapping';
+import { mapShared, reserveShared } from './shared-mapping';
 
-/** Where ranks on one machine put their shared-memory files (tmpfs when there is one). */
+/** Where ranks on one machine put their shared-memory files: FASHION_MNIST_SHM_DIR, else /dev/shm (tmpfs) where there is one. */
 export function sharedDir(): string {
-  return fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  return process.env.FASHION_MNIST_SHM_DIR ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
 }
 
 /** The buffers this process owns and has mapped, by their memory: their numbers. */
@@ -38,11 +38,16 @@ export function openSharedBuffer(ownerPid: number, id: number): Float32Array {
 
 let made = 0;
 
-/** A new shared buffer of `floats` floats, owned by this process, and its number. */
+/** A new shared buffer of `floats` floats, owned by this process, and its number; throws when /dev/shm has no room. */
 export function createSharedBuffer(floats: number): { id: number; data: Float32Array } {
   const file = path.join(sharedDir(), `fashion-mnist-${process.pid}-buffer-${++made}`);
   const fd = fs.openSync(file, 'w+');
   fs.rmSync(file);
-  fs.ftruncateSync(fd, Math.max(4, floats * 4));
+  try {
+    reserveShared(fd, Math.max(4, floats * 4));
+  } catch (e) {
+    fs.closeSync(fd);
+    throw new Error(`${(e as Error).message} in ${sharedDir()}`);
+  }
   return { id: fd, data: openSharedBuffer(process.pid, fd).subarray(0, floats) };
 }

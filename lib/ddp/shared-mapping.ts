@@ -17,6 +17,7 @@ interface Libc {
   koffi: any;
   mmap: Mmap;
   syscall: Syscall;
+  fallocate: (fd: number, offset: number, length: number) => number;
 }
 
 let loaded: Libc | null | undefined;
@@ -32,6 +33,7 @@ function load(): Libc | null {
       mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Mmap,
       // syscall(2) is variadic; with integer arguments only, the fixed prototype passes them alike on Linux's ABIs.
       syscall: libc.func('long syscall(long number, uintptr_t addr, int op, int value, void *timeout, uintptr_t addr2, int value3)') as Syscall,
+      fallocate: libc.func('int posix_fallocate(int fd, int64_t offset, int64_t length)') as Libc['fallocate'],
     };
   } catch {
     loaded = null; // no koffi binary for this platform, or no glibc: the ring falls back to file reads and writes
@@ -42,6 +44,18 @@ function load(): Libc | null {
 /** Whether files can be mapped here (koffi loads and libc has mmap). */
 export function sharedMappingAvailable(): boolean {
   return load() != null;
+}
+
+/**
+ * Makes the file `fd` `bytes` long with its pages taken now: tmpfs grants ftruncate's length
+ * lazily, and a store into a page it then has no room for kills the process (SIGBUS); this
+ * fails instead, with ENOSPC, when /dev/shm is too small.
+ */
+export function reserveShared(fd: number, bytes: number): void {
+  const lib = load();
+  if (lib == null) throw new Error('shared mapping needs the npm package koffi (npm ci installs it)');
+  const code = lib.fallocate(fd, 0, bytes);
+  if (code !== 0) throw new Error(`no room for ${bytes} bytes of shared memory (${code === 28 ? 'ENOSPC' : `errno ${code}`})`);
 }
 
 /** Memory mapped from a file: the bytes, and their address (for futexes). */

@@ -215,6 +215,9 @@ async function runWorkerGroup(
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onInterrupt);
   }
+  // Every worker reported only a peer's failure (all failed alike, e.g. in setting up the ring): that is the failure.
+  const leftEcho = echo as { rank: number; message: string } | null;
+  if (failure == null && leftEcho != null) fail(leftEcho.rank, leftEcho.message);
   return { result, replicas, failure };
 }
 

@@ -49,8 +49,9 @@ async function main(): Promise<void> {
       checks.push({ floats, hash: createHash('sha256').update(new Uint8Array(data.buffer)).digest('hex'), exact });
     }
   }
+  const description = ring.description;
   ring.close();
-  process.send?.(checks, () => process.exit(0));
+  process.send?.({ checks, description }, () => process.exit(0));
 }
 
 if (process.argv.includes('--ring-check-rank')) {
