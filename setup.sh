@@ -88,7 +88,8 @@ python_tools() {
 # ./lib/... (tslab compiles only files under the notebook's folder): notebooks/lib is a committed
 # symlink to ../lib, made again if missing.
 notebook_kernel() {
-  npx --no-install tslab install --python="$root/.venv/bin/python" --binary="$root/node_modules/.bin/tslab" --prefix="$root/.jupyter"
+  # scripts/tslab-kernel.sh runs tslab with its output socket fixed (scripts/tslab-zeromq.cjs).
+  npx --no-install tslab install --python="$root/.venv/bin/python" --binary="$root/scripts/tslab-kernel.sh" --prefix="$root/.jupyter"
   [[ -L notebooks/lib ]] || { rm -rf notebooks/lib; ln -s ../lib notebooks/lib; }
   scripts/jupyter-env.sh jupyter kernelspec list
 }

@@ -19,6 +19,8 @@ export const REPORTS_DIR = path.join(ROOT, 'reports');
 /** Where ./setup.sh registers the tslab kernel for this checkout (`tslab install --prefix`). */
 export const KERNELS_PATH = path.join(ROOT, '.jupyter', 'share', 'jupyter');
 export const KERNEL_NAME = 'tslab';
+/** What the kernel runs: tslab with a fix for its output socket (scripts/tslab-zeromq.cjs). */
+export const KERNEL_LAUNCHER = path.join(ROOT, 'scripts', 'tslab-kernel.sh');
 /** The virtual environment ./setup.sh makes inside the checkout (requirements.txt): Jupyter's Python. */
 export const VENV = path.join(ROOT, '.venv');
 export const PYTHON = path.join(VENV, 'bin', 'python');
@@ -71,6 +73,8 @@ export function missingPrerequisites(options: { browser?: boolean } = {}): strin
     const argv = (JSON.parse(fs.readFileSync(kernelJson, 'utf8')) as { argv?: string[] }).argv ?? [];
     if (!argv[0] || !fs.existsSync(argv[0])) {
       missing.push(`the registered ${KERNEL_NAME} kernel points to ${argv[0] ?? '(nothing)'}, which does not exist (a moved checkout?)`);
+    } else if (path.resolve(argv[0]) !== KERNEL_LAUNCHER) {
+      missing.push(`the registered ${KERNEL_NAME} kernel runs ${argv[0]}, not ${path.relative(ROOT, KERNEL_LAUNCHER)} (registered by an older ./setup.sh; that kernel loses output after about 500 messages)`);
     }
   }
   const lib = path.join(NOTEBOOKS_DIR, 'lib');
