@@ -152,6 +152,11 @@ export async function runLesson(file: string, options: LessonOptions): Promise<L
     `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`,
     `--ExecutePreprocessor.timeout=${CELL_TIMEOUT[options.setting]}`,
     '--ExecutePreprocessor.startup_timeout=120',
+    // Output still arriving after a cell's reply (thousands of lines) is waited for, up to a
+    // minute, and output that never arrives fails the run instead of vanishing (nbclient's
+    // default: 4 s, then silence).
+    '--ExecutePreprocessor.iopub_timeout=60',
+    '--ExecutePreprocessor.raise_on_iopub_timeout=True',
     '--output-dir', options.outDir, '--output', name, file,
   ], env, ['[NbConvertApp]', `[${name}]`]);
   if (code !== 0 || !fs.existsSync(executed)) {
