@@ -7,6 +7,7 @@
  * 2 (N-1) x latency + 2 (N-1)/N x bytes / bandwidth fitted to them.
  *
  *   node dist/bench/allreduce.js [--workers 2] [--repeats 20]
+ *   node dist/bench/allreduce.js --compare [--tables shm,tcp] [--repeats 20]
  *
  * With --compare, side by side for 4 bytes to 68 MB between 2 processes on this machine, each
  * bound to a core. Shared memory: the ring alone on its thread, through the communication thread,
@@ -128,7 +129,7 @@ const fastest = (values: (number | null)[]) => {
   return known.length > 0 ? Math.min(...known) : null;
 };
 
-async function compare(repeats: number): Promise<void> {
+async function compare(repeats: number, tables: string[]): Promise<void> {
   const sizes: RingSize[] = COMPARE_FLOATS.map((floats) => ({ name: String(floats), floats }));
   const plan = { FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }) };
   const ms = async (options: MeasureOptions) => (await measureAllReduce(2, sizes, repeats, { pin: true, ...options })).map((t) => t.ms);
@@ -138,27 +139,31 @@ async function compare(repeats: number): Promise<void> {
   const c = hasMpi ? buildMpiC() : null;
   const stamp = `${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} cores, ${new Date().toISOString()}`;
 
-  // Columns 0-3 are the ring's, 4-6 Open MPI's.
-  const shm: Column[] = [
-    { name: 'ring', about: 'the project\'s ring alone on its thread, through mapped shared memory (the default on one machine), reading the buffers in place', ms: await ms({ raw: true }) },
-    { name: 'ring, copied', about: 'the same with each message copied into the channel first (buffers that are not shared buffers)', ms: await ms({ raw: true, copied: true }) },
-    { name: 'ring, comm', about: 'the same through the communication thread, as training\'s blocking collectives call it (a thread hop, a copy in and out)', ms: await ms({}) },
-    { name: 'ring, file', about: 'the ring through a file in /dev/shm read and written with system calls (the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'file' } }) },
-    { name: 'MPI C', about: 'Open MPI\'s MPI_Allreduce called from C, its default transports (shared memory)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)]) ?? none() : none() },
-    { name: 'MPI koffi', about: 'the same call through the koffi binding', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'binding'], plan) ?? none() : none() },
-    { name: 'MPI comm', about: '--dist-backend mpi\'s communicator: the same through the communication thread', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? none() : none() },
-  ];
-  printTable(`All-reduce of float32 sums between 2 processes on this machine, shared memory: median ms of ${repeats} ` +
-    `(${Math.max(3, Math.floor(repeats / 4))} at 68 MB), every rank bound to its core (${stamp})`, shm, [
-    ['ring/fastest', (row) => ratio(row[0], fastest(row.slice(4)))],
-    ['koffi/C', (row) => ratio(row[5], row[4])],
-  ]);
+  if (tables.includes('shm')) {
+    // Columns 0-3 are the ring's, 4-6 Open MPI's.
+    const shm: Column[] = [
+      { name: 'ring', about: 'the project\'s ring alone on its thread, through mapped shared memory (the default on one machine), reading the buffers in place', ms: await ms({ raw: true }) },
+      { name: 'ring, copied', about: 'the same with each message copied into the channel first (buffers that are not shared buffers)', ms: await ms({ raw: true, copied: true }) },
+      { name: 'ring, comm', about: 'the same through the communication thread, as training\'s blocking collectives call it (a thread hop, a copy in and out)', ms: await ms({}) },
+      { name: 'ring, file', about: 'the ring through a file in /dev/shm read and written with system calls (the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'file' } }) },
+      { name: 'MPI C', about: 'Open MPI\'s MPI_Allreduce called from C, its default transports (shared memory)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)]) ?? none() : none() },
+      { name: 'MPI koffi', about: 'the same call through the koffi binding', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'binding'], plan) ?? none() : none() },
+      { name: 'MPI comm', about: '--dist-backend mpi\'s communicator: the same through the communication thread', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? none() : none() },
+    ];
+    printTable(`All-reduce of float32 sums between 2 processes on this machine, shared memory: median ms of ${repeats} ` +
+      `(${Math.max(3, Math.floor(repeats / 4))} at 68 MB), every rank bound to its core (${stamp})`, shm, [
+      ['ring/fastest', (row) => ratio(row[0], fastest(row.slice(4)))],
+      ['koffi/C', (row) => ratio(row[5], row[4])],
+    ]);
+  }
+  if (!tables.includes('tcp')) return;
 
   const loopbackGloo = await glooJob(repeats);
   const tcp: Column[] = [
-    { name: 'ring, lo', about: 'the project\'s ring over loopback TCP (FASHION_MNIST_RING_TRANSPORT=tcp), alone on its thread', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } }) },
+    { name: 'ring, lo', about: 'the project\'s ring over loopback TCP (FASHION_MNIST_RING_TRANSPORT=tcp), alone on its thread, moving the bytes with its own system calls', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } }) },
     { name: `gloo, lo`, about: `PyTorch ${loopbackGloo?.torch ?? ''} torch.distributed with gloo (TCP only) over loopback`, ms: loopbackGloo?.ms ?? none() },
     { name: 'MPI C, tcp lo', about: 'Open MPI from C, restricted to its tcp transport over loopback (--mca pml ob1 --mca btl tcp,self)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)], {}, MPI_TCP) ?? none() : none() },
+    { name: 'ring, lo, Node', about: 'the same through Node\'s sockets and event loop (FASHION_MNIST_RING_TRANSPORT=tcp-node; the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp-node' } }) },
   ];
   const veth = await withNamespaces(async () => {
     const prefix = (rank: number) => ['ip', 'netns', 'exec', `${NETNS.name}-${rank === 0 ? 'a' : 'b'}`];
@@ -170,18 +175,21 @@ async function compare(repeats: number): Promise<void> {
   tcp.push({ name: 'gloo, veth', about: 'gloo between the same two namespaces', ms: veth?.gloo?.ms ?? none() });
   printTable(`The same over TCP: loopback, and between two network namespaces (Open MPI cannot start a rank in another namespace; its tcp transport runs over loopback)`, tcp, [
     ['ring/fastest lo', (row) => ratio(row[0], fastest(row.slice(1, 3)))],
-    ['ring/gloo veth', (row) => ratio(row[3], row[4])],
+    ['ring/gloo veth', (row) => ratio(row[4], row[5])],
   ]);
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     workers: { type: 'string', default: '2' }, repeats: { type: 'string', default: '20' }, compare: { type: 'boolean', default: false },
+    tables: { type: 'string', default: 'shm,tcp' },
   } });
   const workers = Number(values.workers);
   const repeats = Number(values.repeats);
   if (values.compare) {
-    await compare(repeats);
+    const tables = values.tables.split(',');
+    if (tables.some((t) => t !== 'shm' && t !== 'tcp')) throw new Error(`--tables takes shm, tcp or shm,tcp (got '${values.tables}')`);
+    await compare(repeats, tables);
     return;
   }
   const sizes = [{ name: '(4 bytes)', floats: 1 }, ...Object.values(MODELS).map((m) => ({ name: m.name, floats: m.parameters + 1 }))];

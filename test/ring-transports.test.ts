@@ -1,7 +1,7 @@
 /**
- * The ring's three transports on one machine (mapped shared memory, the default, with messages
+ * The ring's transports on one machine (mapped shared memory, the default, with messages
  * copied into its channel or, from shared buffers, read in place; a file in /dev/shm; loopback
- * TCP) give every rank the same bits, and the same bits as each other: the exact sum for integer
+ * TCP, moved by the thread's own system calls or by Node's sockets) give every rank the same bits, and the same bits as each other: the exact sum for integer
  * inputs, and for fractional ones the same rounding, since the ring adds every chunk in the same
  * order whatever carries it. No shared buffer is left in /dev/shm.
  */
@@ -13,12 +13,13 @@ import { describe, it } from 'node:test';
 import { freePort } from '../lib/launch/launch';
 import { sharedDir } from '../lib/ddp/shared-buffers';
 import { sharedMappingAvailable } from '../lib/ddp/shared-mapping';
+import { socketCallsAvailable } from '../lib/ddp/socket-calls';
 import type { RingCheck } from './support/ring-rank';
 
 /** 1 float, fewer floats than ranks have chunks, one 256 KB slot plus an odd tail, and enough to cycle the slots many times. */
 const SIZES = [1, 2, 65_536 + 7, 1_000_003];
 /** FASHION_MNIST_RING_TRANSPORT, and whether the inputs lie in shared buffers. */
-const TRANSPORTS = ['mapped', 'mapped in place', 'file', 'tcp'];
+const TRANSPORTS = ['mapped', 'mapped in place', 'file', 'tcp', 'tcp-node'];
 
 async function ringChecks(workers: number, variant: string): Promise<RingCheck[][]> {
   const port = await freePort();
@@ -38,7 +39,12 @@ async function ringChecks(workers: number, variant: string): Promise<RingCheck[]
       const reply = m as { checks: RingCheck[]; description: string };
       checks = reply.checks;
       // What carried the chunks: the transport asked for (mapped memory falls back to the file where koffi cannot load).
-      const expected = { mapped: sharedMappingAvailable() ? 'mapped shared memory' : 'a file in shared memory', file: 'a file in shared memory', tcp: 'TCP' }[transport];
+      const expected = {
+        mapped: sharedMappingAvailable() ? 'mapped shared memory' : 'a file in shared memory',
+        file: 'a file in shared memory',
+        tcp: socketCallsAvailable() ? 'TCP through the thread\'s own system calls' : 'TCP through Node\'s sockets',
+        'tcp-node': 'TCP through Node\'s sockets',
+      }[transport];
       if (!reply.description.startsWith(expected ?? '?')) reject(new Error(`${variant}: the ring went over ${reply.description}`));
     });
     child.on('exit', (code) => (checks != null && code === 0 ? resolve(checks) : reject(new Error(`${variant} rank ${rank} exited with code ${code}`))));

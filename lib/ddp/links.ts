@@ -42,7 +42,7 @@ abstract class ByteLink implements Link {
 
 /** Bytes through the TCP connections themselves (between machines). */
 export class TcpLink extends ByteLink {
-  readonly description = 'TCP';
+  readonly description = 'TCP through Node\'s sockets';
   private readonly reader: SocketReader;
 
   /** `fromPrev` reads the previous rank's socket; `nextName` names the next rank in errors. */

@@ -6,7 +6,9 @@ import * as path from 'node:path';
 import { rendezvous, type Peer } from './rendezvous';
 import { type Link, type LinkModel, SharedFileLink, SimulatedLink, TcpLink } from './links';
 import { CHANNEL_BYTES, MappedLink } from './mapped-link';
-import { SocketReader } from './socket-reader';
+import { PolledTcpLink } from './polled-tcp-link';
+import { SocketReader, write } from './socket-reader';
+import { socketCallsAvailable } from './socket-calls';
 import { Ring } from './ring';
 import { sharedDir } from './shared-buffers';
 import { mapShared, reserveShared, sharedMappingAvailable } from './shared-mapping';
@@ -59,20 +61,23 @@ async function acceptNext(connection: Promise<net.Socket>, listener: net.Server,
   });
   const from = hello.readInt32LE(0);
   if (from !== expected) throw new Error(`expected rank ${expected} on the ring, got rank ${from}`);
-  socket.write(Uint8Array.of(1));
+  // Written whole before the ring starts: the polled TCP link then writes to the socket itself.
+  await write(socket, Uint8Array.of(1));
   return socket;
 }
 
 /**
  * How ranks on one machine pass chunks: mapped shared memory (the default), a file in /dev/shm
- * read and written with system calls (`file`), or loopback TCP (`tcp`), as between machines.
+ * read and written with system calls (`file`), or loopback TCP, as between machines: moved by
+ * the communication thread's own system calls (`tcp`) or by Node's sockets (`tcp-node`).
  */
-type Transport = 'mapped' | 'file' | 'tcp';
+type Transport = 'mapped' | 'file' | 'tcp' | 'tcp-node';
+const TRANSPORTS: readonly Transport[] = ['mapped', 'file', 'tcp', 'tcp-node'];
 
 function transportFromEnv(): Transport {
   const value = process.env.FASHION_MNIST_RING_TRANSPORT ?? 'mapped';
-  if (value !== 'mapped' && value !== 'file' && value !== 'tcp') throw new Error(`FASHION_MNIST_RING_TRANSPORT is mapped, file or tcp (got '${value}')`);
-  return value;
+  if (!(TRANSPORTS as readonly string[]).includes(value)) throw new Error(`FASHION_MNIST_RING_TRANSPORT is ${TRANSPORTS.join(', ')} (got '${value}')`);
+  return value as Transport;
 }
 
 /**
@@ -90,7 +95,7 @@ export async function connectRing(world: World, timeoutMs: number, simulatedLink
   const next = peers[(rank + 1) % worldSize];
   const prevRank = (rank - 1 + worldSize) % worldSize;
   // Shared memory only when every rank is on this machine, so that both ends of every link agree.
-  const oneMachine = peers.every((p) => p.host === peers[0].host) && transport !== 'tcp';
+  const oneMachine = peers.every((p) => p.host === peers[0].host) && transport !== 'tcp' && transport !== 'tcp-node';
   const mapped = oneMachine && transport !== 'file' && sharedMappingAvailable();
   const file = (from: number, to: number) => path.join(sharedDir(), `fashion-mnist-${job}-${from}-to-${to}`);
   const outFd = oneMachine ? fs.openSync(file(rank, next.rank), 'w+') : -1;
@@ -126,6 +131,9 @@ export async function connectRing(world: World, timeoutMs: number, simulatedLink
     } else {
       link = new SharedFileLink(outFd, inFd, nextSocket, prevSocket, fromPrev, `rank ${next.rank}`);
     }
+  } else if (transport !== 'tcp-node' && socketCallsAvailable() && PolledTcpLink.canTake(nextSocket, prevSocket)) {
+    prevSocket.pause();
+    link = new PolledTcpLink(nextSocket, prevSocket, fromPrev.detach(), `rank ${prevRank}`, `rank ${next.rank}`);
   } else {
     link = new TcpLink(nextSocket, fromPrev, `rank ${next.rank}`);
   }

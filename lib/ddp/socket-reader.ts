@@ -57,6 +57,17 @@ export class SocketReader {
     return this;
   }
 
+  /**
+   * Hands over the bytes read but not yet asked for, for a reader of the socket's own (the socket
+   * paused first, so that no more arrive here).
+   */
+  detach(): Uint8Array[] {
+    if (this.pending != null) throw new Error('SocketReader: detached during a read');
+    const early = this.chunks;
+    this.chunks = [];
+    return early;
+  }
+
   /** Fills `target` with the next target.length bytes. */
   readInto(target: Uint8Array): Promise<void> {
     if (this.pending != null) throw new Error('SocketReader: one read at a time');
