@@ -7,7 +7,7 @@
  * 2 (N-1) x latency + 2 (N-1)/N x bytes / bandwidth fitted to them.
  *
  *   node dist/bench/allreduce.js [--workers 2] [--repeats 20]
- *   node dist/bench/allreduce.js --compare [--tables shm,tcp] [--repeats 20]
+ *   node dist/bench/allreduce.js --compare [--tables shm,tcp] [--rounds 3] [--repeats 20]
  *
  * With --compare, side by side for 4 bytes to 68 MB between 2 processes on this machine, each
  * bound to a core. Shared memory: the ring alone on its thread, through the communication thread,
@@ -16,7 +16,7 @@
  * torch.distributed with gloo (Debian's torch has no MPI backend) and Open MPI's tcp transport
  * over loopback; the ring and gloo between two network namespaces joined by a veth pair (needs
  * root: scripts/two-nodes.sh). Then the ratios the targets name: the ring against the fastest,
- * the binding against C.
+ * the binding against C. Every column runs in each of --rounds rounds and keeps its best.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -129,7 +129,7 @@ const fastest = (values: (number | null)[]) => {
   return known.length > 0 ? Math.min(...known) : null;
 };
 
-async function compare(repeats: number, tables: string[]): Promise<void> {
+async function compare(repeats: number, rounds: number, tables: string[]): Promise<void> {
   const sizes: RingSize[] = COMPARE_FLOATS.map((floats) => ({ name: String(floats), floats }));
   const plan = { FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats }) };
   const ms = async (options: MeasureOptions) => (await measureAllReduce(2, sizes, repeats, { pin: true, ...options })).map((t) => t.ms);
@@ -139,57 +139,79 @@ async function compare(repeats: number, tables: string[]): Promise<void> {
   const c = hasMpi ? buildMpiC() : null;
   const stamp = `${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} cores, ${new Date().toISOString()}`;
 
-  if (tables.includes('shm')) {
-    // Columns 0-3 are the ring's, 4-6 Open MPI's.
-    const shm: Column[] = [
-      { name: 'ring', about: 'the project\'s ring alone on its thread, through mapped shared memory (the default on one machine), reading the buffers in place', ms: await ms({ raw: true }) },
-      { name: 'ring, copied', about: 'the same with each message copied into the channel first (buffers that are not shared buffers)', ms: await ms({ raw: true, copied: true }) },
-      { name: 'ring, comm', about: 'the same through the communication thread, as training\'s blocking collectives call it (a thread hop, a copy in and out)', ms: await ms({}) },
-      { name: 'ring, file', about: 'the ring through a file in /dev/shm read and written with system calls (the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'file' } }) },
-      { name: 'MPI C', about: 'Open MPI\'s MPI_Allreduce called from C, its default transports (shared memory)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)]) ?? none() : none() },
-      { name: 'MPI koffi', about: 'the same call through the koffi binding', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'binding'], plan) ?? none() : none() },
-      { name: 'MPI comm', about: '--dist-backend mpi\'s communicator: the same through the communication thread', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? none() : none() },
+  // Columns 0-3 are the ring's, 4-6 Open MPI's.
+  const shmColumns = async (): Promise<Column[]> => [
+    { name: 'ring', about: 'the project\'s ring alone on its thread, through mapped shared memory (the default on one machine), reading the buffers in place', ms: await ms({ raw: true }) },
+    { name: 'ring, copied', about: 'the same with each message copied into the channel first (buffers that are not shared buffers)', ms: await ms({ raw: true, copied: true }) },
+    { name: 'ring, comm', about: 'the same through the communication thread, as training\'s blocking collectives call it (a thread hop, a copy in and out)', ms: await ms({}) },
+    { name: 'ring, file', about: 'the ring through a file in /dev/shm read and written with system calls (the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'file' } }) },
+    { name: 'MPI C', about: 'Open MPI\'s MPI_Allreduce called from C, its default transports (shared memory)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)]) ?? none() : none() },
+    { name: 'MPI koffi', about: 'the same call through the koffi binding', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'binding'], plan) ?? none() : none() },
+    { name: 'MPI comm', about: '--dist-backend mpi\'s communicator: the same through the communication thread', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? none() : none() },
+  ];
+  // Columns 0-2 over loopback (the ring, gloo, Open MPI), 3 the ring through Node's sockets, 4-5 over veth.
+  const tcpColumns = async (): Promise<Column[]> => {
+    const loopbackGloo = await glooJob(repeats);
+    const columns: Column[] = [
+      { name: 'ring, lo', about: 'the project\'s ring over loopback TCP (FASHION_MNIST_RING_TRANSPORT=tcp), alone on its thread, moving the bytes with its own system calls', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } }) },
+      { name: `gloo, lo`, about: `PyTorch ${loopbackGloo?.torch ?? ''} torch.distributed with gloo (TCP only) over loopback`, ms: loopbackGloo?.ms ?? none() },
+      { name: 'MPI C, tcp lo', about: 'Open MPI from C, restricted to its tcp transport over loopback (--mca pml ob1 --mca btl tcp,self)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)], {}, MPI_TCP) ?? none() : none() },
+      { name: 'ring, lo, Node', about: 'the same ring through Node\'s sockets and event loop (FASHION_MNIST_RING_TRANSPORT=tcp-node; the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp-node' } }) },
     ];
-    printTable(`All-reduce of float32 sums between 2 processes on this machine, shared memory: median ms of ${repeats} ` +
-      `(${Math.max(3, Math.floor(repeats / 4))} at 68 MB), every rank bound to its core (${stamp})`, shm, [
+    const veth = await withNamespaces(async () => {
+      const prefix = (rank: number) => ['ip', 'netns', 'exec', `${NETNS.name}-${rank === 0 ? 'a' : 'b'}`];
+      const ring = await ms({ raw: true, prefix, masterAddr: NETNS.rank0 });
+      const gloo = await glooJob(repeats, NETNS.rank0, prefix, (rank) => ({ GLOO_SOCKET_IFNAME: `${NETNS.name}-v${rank === 0 ? 'a' : 'b'}` }));
+      return { ring, gloo };
+    });
+    columns.push({ name: 'ring, veth', about: 'the ring between two network namespaces joined by a veth pair (a rank in each, TCP)', ms: veth?.ring ?? none() });
+    columns.push({ name: 'gloo, veth', about: 'gloo between the same two namespaces', ms: veth?.gloo?.ms ?? none() });
+    return columns;
+  };
+
+  // Every column runs once per round, the rounds one after another, so that a slow spell of this
+  // VM falls on every column alike; each cell keeps its best round.
+  const measured: { shm: Column[][]; tcp: Column[][] } = { shm: [], tcp: [] };
+  for (let round = 0; round < rounds; round++) {
+    if (tables.includes('shm')) measured.shm.push(await shmColumns());
+    if (tables.includes('tcp')) measured.tcp.push(await tcpColumns());
+  }
+  const of = `the best of ${rounds} round${rounds === 1 ? '' : 's'}, each the median of ${repeats} (${Math.max(3, Math.floor(repeats / 4))} at 68 MB)`;
+  if (tables.includes('shm')) {
+    printTable(`All-reduce of float32 sums between 2 processes on this machine, shared memory: ms, ${of}, every rank bound to its core (${stamp})`, best(measured.shm), [
       ['ring/fastest', (row) => ratio(row[0], fastest(row.slice(4)))],
       ['koffi/C', (row) => ratio(row[5], row[4])],
     ]);
   }
-  if (!tables.includes('tcp')) return;
+  if (tables.includes('tcp')) {
+    printTable(`The same over TCP, ${of}: loopback, and between two network namespaces (Open MPI cannot start a rank in another namespace; its tcp transport runs over loopback)`, best(measured.tcp), [
+      ['ring/fastest lo', (row) => ratio(row[0], fastest(row.slice(1, 3)))],
+      ['ring/gloo veth', (row) => ratio(row[4], row[5])],
+    ]);
+  }
+}
 
-  const loopbackGloo = await glooJob(repeats);
-  const tcp: Column[] = [
-    { name: 'ring, lo', about: 'the project\'s ring over loopback TCP (FASHION_MNIST_RING_TRANSPORT=tcp), alone on its thread, moving the bytes with its own system calls', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } }) },
-    { name: `gloo, lo`, about: `PyTorch ${loopbackGloo?.torch ?? ''} torch.distributed with gloo (TCP only) over loopback`, ms: loopbackGloo?.ms ?? none() },
-    { name: 'MPI C, tcp lo', about: 'Open MPI from C, restricted to its tcp transport over loopback (--mca pml ob1 --mca btl tcp,self)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)], {}, MPI_TCP) ?? none() : none() },
-    { name: 'ring, lo, Node', about: 'the same through Node\'s sockets and event loop (FASHION_MNIST_RING_TRANSPORT=tcp-node; the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp-node' } }) },
-  ];
-  const veth = await withNamespaces(async () => {
-    const prefix = (rank: number) => ['ip', 'netns', 'exec', `${NETNS.name}-${rank === 0 ? 'a' : 'b'}`];
-    const ring = await ms({ raw: true, prefix, masterAddr: NETNS.rank0 });
-    const gloo = await glooJob(repeats, NETNS.rank0, prefix, (rank) => ({ GLOO_SOCKET_IFNAME: `${NETNS.name}-v${rank === 0 ? 'a' : 'b'}` }));
-    return { ring, gloo };
-  });
-  tcp.push({ name: 'ring, veth', about: 'the ring between two network namespaces joined by a veth pair (a rank in each, TCP)', ms: veth?.ring ?? none() });
-  tcp.push({ name: 'gloo, veth', about: 'gloo between the same two namespaces', ms: veth?.gloo?.ms ?? none() });
-  printTable(`The same over TCP: loopback, and between two network namespaces (Open MPI cannot start a rank in another namespace; its tcp transport runs over loopback)`, tcp, [
-    ['ring/fastest lo', (row) => ratio(row[0], fastest(row.slice(1, 3)))],
-    ['ring/gloo veth', (row) => ratio(row[4], row[5])],
-  ]);
+/** Each cell's smallest value over the rounds (null where no round measured it). */
+function best(rounds: Column[][]): Column[] {
+  return rounds[0].map((column, c) => ({
+    ...column,
+    ms: column.ms.map((_, i) => fastest(rounds.map((r) => r[c].ms[i]))),
+  }));
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     workers: { type: 'string', default: '2' }, repeats: { type: 'string', default: '20' }, compare: { type: 'boolean', default: false },
-    tables: { type: 'string', default: 'shm,tcp' },
+    tables: { type: 'string', default: 'shm,tcp' }, rounds: { type: 'string', default: '3' },
   } });
   const workers = Number(values.workers);
   const repeats = Number(values.repeats);
   if (values.compare) {
     const tables = values.tables.split(',');
     if (tables.some((t) => t !== 'shm' && t !== 'tcp')) throw new Error(`--tables takes shm, tcp or shm,tcp (got '${values.tables}')`);
-    await compare(repeats, tables);
+    const rounds = Number(values.rounds);
+    if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds takes a whole number of 1 or more (got '${values.rounds}')`);
+    await compare(repeats, rounds, tables);
     return;
   }
   const sizes = [{ name: '(4 bytes)', floats: 1 }, ...Object.values(MODELS).map((m) => ({ name: m.name, floats: m.parameters + 1 }))];
