@@ -5,6 +5,8 @@
  * nothing to do until the other stores sleeps in the kernel on that word (a futex), which the
  * other wakes: waiting takes no core from the threads that train.
  */
+import { libcLoader } from './libc';
+
 const PROT_READ_WRITE = 0x1 | 0x2;
 const MAP_SHARED = 0x1;
 const MAP_FAILED = 0xffffffffffffffffn;
@@ -20,26 +22,14 @@ interface Libc {
   fallocate: (fd: number, offset: number, length: number) => number;
 }
 
-let loaded: Libc | null | undefined;
-
-function load(): Libc | null {
-  if (loaded !== undefined) return loaded;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const koffi = require('koffi');
-    const libc = koffi.load('libc.so.6');
-    loaded = {
-      koffi,
-      mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Mmap,
-      // syscall(2) is variadic; with integer arguments only, the fixed prototype passes them alike on Linux's ABIs.
-      syscall: libc.func('long syscall(long number, uintptr_t addr, int op, int value, void *timeout, uintptr_t addr2, int value3)') as Syscall,
-      fallocate: libc.func('int posix_fallocate(int fd, int64_t offset, int64_t length)') as Libc['fallocate'],
-    };
-  } catch {
-    loaded = null; // no koffi binary for this platform, or no glibc: the ring falls back to file reads and writes
-  }
-  return loaded;
-}
+// Without koffi or glibc the ring falls back to file reads and writes.
+const load = libcLoader<Libc>((libc, koffi) => ({
+  koffi,
+  mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Mmap,
+  // syscall(2) is variadic; with integer arguments only, the fixed prototype passes them alike on Linux's ABIs.
+  syscall: libc.func('long syscall(long number, uintptr_t addr, int op, int value, void *timeout, uintptr_t addr2, int value3)') as Syscall,
+  fallocate: libc.func('int posix_fallocate(int fd, int64_t offset, int64_t length)') as Libc['fallocate'],
+}));
 
 /** Whether files can be mapped here (koffi loads and libc has mmap). */
 export function sharedMappingAvailable(): boolean {

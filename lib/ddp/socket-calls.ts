@@ -4,6 +4,7 @@
  * (polled-tcp-link.ts). Calls never block, except poll for its timeout.
  */
 import { constants } from 'node:os';
+import { libcLoader } from './libc';
 
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
@@ -20,25 +21,13 @@ interface Libc {
   poll: (fds: Int16Array, count: number, timeoutMs: number) => number;
 }
 
-let loaded: Libc | null | undefined;
-
-function load(): Libc | null {
-  if (loaded !== undefined) return loaded;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const koffi = require('koffi');
-    const libc = koffi.load('libc.so.6');
-    loaded = {
-      koffi,
-      send: libc.func('long send(int fd, const void *bytes, size_t length, int flags)'),
-      recv: libc.func('long recv(int fd, void *target, size_t length, int flags)'),
-      poll: libc.func('int poll(void *fds, unsigned long count, int timeout)'),
-    };
-  } catch {
-    loaded = null; // no koffi binary for this platform, or no glibc: the ring reads sockets through Node
-  }
-  return loaded;
-}
+// Without koffi or glibc the ring reads sockets through Node.
+const load = libcLoader<Libc>((libc, koffi) => ({
+  koffi,
+  send: libc.func('long send(int fd, const void *bytes, size_t length, int flags)'),
+  recv: libc.func('long recv(int fd, void *target, size_t length, int flags)'),
+  poll: libc.func('int poll(void *fds, unsigned long count, int timeout)'),
+}));
 
 /** Whether sockets can be read and written here with system calls (koffi loads, libc has them). */
 export function socketCallsAvailable(): boolean {
