@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Link } from './links';
 import { addInto } from './simd-add';
-import { errnoName, POLLIN, POLLOUT, receiveSome, sendSome, waitReady } from './socket-calls';
+import { closeDescriptor, errnoName, ownDescriptor, POLLIN, POLLOUT, receiveSome, sendSome, waitReady } from './socket-calls';
 
 /**
  * One direction of the ring over TCP, moved by this thread's own system calls (socket-calls.ts)
@@ -100,13 +100,17 @@ export class PolledTcpLink implements Link {
   }
 
   /**
-   * Takes over `next` and `prev` (no write pending on `next`, `prev` paused); `early` holds the
-   * bytes already read from `prev`.
+   * Takes over `next` and `prev` (no write pending on `next`, `prev` paused), through descriptors
+   * of its own; `early` holds the bytes already read from `prev`.
    */
   constructor(private readonly next: Socket, private readonly prev: Socket, early: Uint8Array[], private readonly prevName: string, private readonly nextName: string) {
-    this.nextFd = fdOf(next);
-    this.prevFd = fdOf(prev);
+    this.nextFd = ownDescriptor(fdOf(next));
+    this.prevFd = ownDescriptor(fdOf(prev));
+    if (this.nextFd < 0 || this.prevFd < 0) throw new Error('the ring\'s TCP link could not duplicate its sockets\' descriptors (dup)');
     this.early = early;
+    // Node reads neither socket any more (nothing but an end comes from the next rank); its
+    // errors must still be heard, or they would end the thread.
+    (next as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
     for (const socket of [next, prev]) socket.on('error', () => undefined);
   }
 
@@ -146,11 +150,14 @@ export class PolledTcpLink implements Link {
       if (performance.now() - idleSince >= SLEEP_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         idleSince = 0;
+        flowing = false;
       }
     }
   }
 
   close(): void {
+    closeDescriptor(this.nextFd);
+    closeDescriptor(this.prevFd);
     this.next.destroy();
     this.prev.destroy();
   }

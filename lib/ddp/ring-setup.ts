@@ -62,7 +62,9 @@ async function acceptNext(connection: Promise<net.Socket>, listener: net.Server,
   const from = hello.readInt32LE(0);
   if (from !== expected) throw new Error(`expected rank ${expected} on the ring, got rank ${from}`);
   // Written whole before the ring starts: the polled TCP link then writes to the socket itself.
-  await write(socket, Uint8Array.of(1));
+  await write(socket, Uint8Array.of(1)).catch((e: Error) => {
+    throw new Error(`connection to rank ${expected} failed before the ring started: ${e.message} (did that worker stop?)`);
+  });
   return socket;
 }
 

@@ -10,6 +10,8 @@ const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 export const EAGAIN = 11;
 const EINTR = 4;
+/** Said when a failed call leaves errno 0, so that the failure is not taken for "try again". */
+const EIO = 5;
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
 
@@ -19,6 +21,8 @@ interface Libc {
   send: (fd: number, bytes: Uint8Array, length: number, flags: number) => number;
   recv: (fd: number, target: Uint8Array, length: number, flags: number) => number;
   poll: (fds: Int16Array, count: number, timeoutMs: number) => number;
+  dup: (fd: number) => number;
+  close: (fd: number) => number;
 }
 
 // Without koffi or glibc the ring reads sockets through Node.
@@ -27,6 +31,8 @@ const load = libcLoader<Libc>((libc, koffi) => ({
   send: libc.func('long send(int fd, const void *bytes, size_t length, int flags)'),
   recv: libc.func('long recv(int fd, void *target, size_t length, int flags)'),
   poll: libc.func('int poll(void *fds, unsigned long count, int timeout)'),
+  dup: libc.func('int dup(int fd)'),
+  close: libc.func('int close(int fd)'),
 }));
 
 /** Whether sockets can be read and written here with system calls (koffi loads, libc has them). */
@@ -39,18 +45,31 @@ export function sendSome(fd: number, bytes: Uint8Array): number {
   const lib = load() as Libc;
   const n = lib.send(fd, bytes, bytes.length, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n >= 0) return n;
-  const errno = lib.koffi.errno();
+  const errno = lib.koffi.errno() || EIO;
   return errno === EAGAIN || errno === EINTR ? 0 : -errno;
 }
 
-/** Bytes that arrived into `target` (0: none yet), -1 when the peer closed, or -errno (below -1). */
+/** Bytes that arrived into `target` (0: none yet), -1 when the peer closed, or -errno (errno > 1 then: EPERM is no socket's). */
 export function receiveSome(fd: number, target: Uint8Array): number {
   const lib = load() as Libc;
   const n = lib.recv(fd, target, target.length, MSG_DONTWAIT);
   if (n > 0) return n;
   if (n === 0) return -1;
-  const errno = lib.koffi.errno();
-  return errno === EAGAIN || errno === EINTR ? 0 : -Math.max(errno, 2);
+  const errno = lib.koffi.errno() || EIO;
+  return errno === EAGAIN || errno === EINTR ? 0 : -errno;
+}
+
+/**
+ * A file descriptor of this thread's own for the socket behind `fd`: it stays valid when Node
+ * closes its own (a socket it ends on the peer's EOF), so that the number cannot come to name
+ * another file; -1 when dup(2) fails.
+ */
+export function ownDescriptor(fd: number): number {
+  return (load() as Libc).dup(fd);
+}
+
+export function closeDescriptor(fd: number): void {
+  (load() as Libc).close(fd);
 }
 
 /** One poll(2) entry per socket: the fd and the events to wait for (0: not this one). */
