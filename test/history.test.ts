@@ -166,11 +166,24 @@ describe('lineChart strokeDash', () => {
   });
 });
 
+/** Epochs in a run's record so far (0 while it cannot be read yet). */
+function epochsRecorded(runDir: string): number {
+  try {
+    return readRun(runDir).epochs.length;
+  } catch {
+    return 0;
+  }
+}
+
 describe('an experiment cell rerun after an interrupt', () => {
   const settings: Partial<TrainConfig> = { ...tiny, trainSubset: 1024, epochs: 3, baseLr: 0.05, momentum: 0.9 };
   const lesson = 'resume-test';
 
-  /** The experiment in a process of its own, killed (SIGKILL: no end recorded) once epoch 1 is checkpointed. */
+  /**
+   * The experiment in a process of its own, killed (SIGKILL: no end recorded) once epoch 1 is
+   * checkpointed and recorded (the checkpoint comes first: a kill between the two leaves a run
+   * with nothing to show, which resumes but is not listed).
+   */
   async function killedAfterEpoch1(label: string): Promise<string> {
     const lib = path.join(__dirname, '..', 'lib', 'lessons', 'experiment.js');
     const script = `require(${JSON.stringify(lib)}).runExperiment(${JSON.stringify(label)}, ${JSON.stringify(settings)}, { lesson: ${JSON.stringify(lesson)} })`;
@@ -180,7 +193,7 @@ describe('an experiment cell rerun after an interrupt', () => {
     for (const deadline = Date.now() + 60_000; ;) {
       assert.ok(Date.now() < deadline, 'no checkpoint of epoch 1 within a minute');
       const dir = fs.readdirSync(runsDir).find((name) => !before.has(name));
-      if (dir != null && listCheckpoints(path.join(runsDir, dir)).length > 0) {
+      if (dir != null && listCheckpoints(path.join(runsDir, dir)).length > 0 && epochsRecorded(path.join(runsDir, dir)) > 0) {
         child.kill('SIGKILL');
         await exited;
         return path.join(runsDir, dir);
