@@ -1,9 +1,10 @@
 /**
  * The ring's transports on one machine (mapped shared memory, the default, with messages
  * copied into its channel or, from shared buffers, read in place; a file in /dev/shm; loopback
- * TCP, moved by the thread's own system calls or by Node's sockets) give every rank the same bits, and the same bits as each other: the exact sum for integer
- * inputs, and for fractional ones the same rounding, since the ring adds every chunk in the same
- * order whatever carries it. No shared buffer is left in /dev/shm.
+ * TCP, moved by the thread's own system calls or by Node's sockets) give every rank the same
+ * bits, and the same bits as each other: the exact sum for integer inputs, and for fractional
+ * ones the same rounding, since the ring adds every chunk in the same order whatever carries
+ * it. No shared buffer is left in /dev/shm.
  */
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';

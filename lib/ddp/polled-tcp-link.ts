@@ -11,8 +11,8 @@ import { closeDescriptor, errnoName, ownDescriptor, POLLIN, POLLOUT, receiveSome
  * its way. With nothing to do it tries again for SPIN_MS (FLOWING_SPIN_MS once bytes have moved
  * in this exchange: the other side is mid-transfer, and waking a sleeping thread costs tens of
  * microseconds in a VM), then sleeps in poll(2) until a socket is ready, and after SLEEP_MS of
- * waiting lets the event loop run. Each message through Node's
- * sockets cost about 50 us of event loop; here it costs a system call.
+ * waiting lets the event loop run. A message through Node's sockets pays a turn of the event
+ * loop; here it pays a system call.
  */
 const SPIN_MS = 0.03;
 const FLOWING_SPIN_MS = 0.5;

@@ -8,7 +8,7 @@ import { libcLoader } from './libc';
 
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
-export const EAGAIN = 11;
+const EAGAIN = 11;
 const EINTR = 4;
 /** Said when a failed call leaves errno 0, so that the failure is not taken for "try again". */
 const EIO = 5;
@@ -72,12 +72,12 @@ export function closeDescriptor(fd: number): void {
   (load() as Libc).close(fd);
 }
 
-/** One poll(2) entry per socket: the fd and the events to wait for (0: not this one). */
+/** poll(2)'s entries, struct pollfd { int fd; short events; short revents; }, seen as shorts and as ints. */
 const entries = new Int16Array(8);
+const words = new Int32Array(entries.buffer);
 
 /** Waits at most `ms` until one of the sockets is ready for what it asks (POLLIN, POLLOUT). */
 export function waitReady(sockets: ReadonlyArray<[fd: number, events: number]>, ms: number): void {
-  const words = new Int32Array(entries.buffer);
   sockets.forEach(([fd, events], i) => {
     words[2 * i] = fd;
     entries[4 * i + 2] = events;
@@ -85,7 +85,6 @@ export function waitReady(sockets: ReadonlyArray<[fd: number, events: number]>, 
   });
   (load() as Libc).poll(entries, sockets.length, Math.ceil(ms));
 }
-
 
 /** ECONNRESET for 104 (Linux), or "errno N". */
 export function errnoName(errno: number): string {
