@@ -85,12 +85,12 @@ python_tools() {
 # The TypeScript kernel (tslab) of the lesson notebooks, registered for this checkout only: its
 # kernel.json holds absolute paths, so it is made here and never committed (.jupyter/ is ignored).
 # Jupyter finds it through JUPYTER_PATH (scripts/jupyter-env.sh sets it). Notebooks import
-# ./lib/... (tslab compiles only files under the notebook's folder): notebooks/lib is a committed
-# symlink to ../lib, made again if missing.
+# ./lib/...: notebooks/lib is a committed symlink to ../dist/lib (the compiled library, with its
+# declarations: the kernel runs the same code as the workers it starts), made again if missing.
 notebook_kernel() {
   # scripts/tslab-kernel.sh runs tslab with its output socket fixed (scripts/tslab-zeromq.cjs).
   npx --no-install tslab install --python="$root/.venv/bin/python" --binary="$root/scripts/tslab-kernel.sh" --prefix="$root/.jupyter"
-  [[ -L notebooks/lib ]] || { rm -rf notebooks/lib; ln -s ../lib notebooks/lib; }
+  [[ -L notebooks/lib ]] || { rm -rf notebooks/lib; ln -s ../dist/lib notebooks/lib; }
   scripts/jupyter-env.sh jupyter kernelspec list
 }
 

@@ -26,7 +26,6 @@ export const VENV = path.join(ROOT, '.venv');
 export const PYTHON = path.join(VENV, 'bin', 'python');
 export const JUPYTER = path.join(VENV, 'bin', 'jupyter');
 export const CHROMIUM = '/usr/bin/chromium';
-export const NBCONVERT_CONFIG = path.join(ROOT, 'scripts', 'nbconvert_config.py');
 
 export const LESSON_SETTINGS = ['smoke', 'quick', 'full'] as const;
 export type LessonSetting = (typeof LESSON_SETTINGS)[number];
@@ -78,11 +77,10 @@ export function missingPrerequisites(options: { browser?: boolean } = {}): strin
     }
   }
   const lib = path.join(NOTEBOOKS_DIR, 'lib');
-  if (!fs.existsSync(lib) || fs.realpathSync(lib) !== fs.realpathSync(path.join(ROOT, 'lib'))) {
-    missing.push('notebooks/lib does not lead to ../lib (the notebooks import ./lib/...)');
-  }
   if (!fs.existsSync(path.join(ROOT, 'dist', 'lib', 'launch', 'worker-main.js'))) {
-    missing.push('dist/ is not built (multi-worker runs fork dist/lib/launch/worker-main.js): run npm run build');
+    missing.push('dist/ is not built (the notebooks import the compiled dist/lib, and their workers run it): run npm run build');
+  } else if (!fs.existsSync(lib) || fs.realpathSync(lib) !== fs.realpathSync(path.join(ROOT, 'dist', 'lib'))) {
+    missing.push('notebooks/lib does not lead to ../dist/lib (the notebooks import ./lib/...): ./setup.sh makes it again');
   }
   if (options.browser) {
     if (!fs.existsSync(CHROMIUM)) missing.push(`${CHROMIUM} is missing (Debian package chromium)`);
@@ -106,17 +104,6 @@ export function lessonNotebooks(): string[] {
   return fs.readdirSync(NOTEBOOKS_DIR).filter((f) => f.endsWith('.ipynb')).sort().map((f) => path.join(NOTEBOOKS_DIR, f));
 }
 
-/**
- * Marks notebooks as trusted (Jupyter's signature database), so that classic Notebook shows their
- * HTML and JavaScript outputs when it opens them.
- */
-export function trustNotebooks(files: string[], env: NodeJS.ProcessEnv = jupyterEnv()): void {
-  const result = spawnSync(PYTHON, ['-c', 'from nbformat.sign import TrustNotebookApp; TrustNotebookApp.launch_instance()', ...files], {
-    encoding: 'utf8', env,
-  });
-  if (result.status !== 0) throw new Error(`signing ${files.join(', ')} failed: ${result.stderr}`);
-}
-
 // ---- the executed notebook ----
 
 export interface NotebookOutput {
@@ -132,7 +119,7 @@ export interface NotebookCell {
   source: string | string[];
   execution_count?: number | null;
   outputs?: NotebookOutput[];
-  /** `execution`: nbclient's timestamps; `lessons`: set by scripts/nbconvert_config.py on the cell that failed. */
+  /** `execution`: nbclient's timestamps; `lessons`: set by scripts/run_notebook.py on the cell that failed. */
   metadata?: { execution?: Record<string, string>; lessons?: { status?: string } } & Record<string, unknown>;
 }
 export interface Notebook {
@@ -157,7 +144,7 @@ export function codeCells(nb: Notebook): { cell: NotebookCell; index: number }[]
 
 /**
  * What went wrong in an executed notebook, one sentence per problem, naming the cell: a cell that
- * failed (marked by scripts/nbconvert_config.py), a code cell that was not executed (no
+ * failed (marked by scripts/run_notebook.py), a code cell that was not executed (no
  * execute_reply recorded, no execution count), an error output, or stderr output that mentions an
  * Error (tslab reports failures only there).
  */

@@ -1,14 +1,14 @@
 /**
  * `npm run lessons [-- --smoke | --quick | --full] [--only NAME] [--out DIR]`
  *
- * Executes every lesson notebook (notebooks/*.ipynb) headless in the tslab kernel with
- * `jupyter nbconvert --to notebook --execute`, in the setting the notebooks read from
+ * Executes every lesson notebook (notebooks/*.ipynb) headless in the tslab kernel
+ * (scripts/run_notebook.py: nbclient, then nbconvert's HTML exporter), in the setting the notebooks read from
  * FASHION_MNIST_LESSON_SETTING (quick by default), and writes for each
  * - reports/<name>.ipynb: the executed notebook, signed as trusted;
  * - reports/<name>.html: a self-contained report (charts are images inside the page; the Plotly
  *   charts carry plotly.js), readable offline.
  *
- * A notebook fails when nbconvert fails, or when the executed notebook has a code cell that was not
+ * A notebook fails when its execution fails, or when the executed notebook has a code cell that was not
  * executed or that reported an error (tslab writes errors to stderr only); the failing notebook and
  * cell are named, and the notebook as far as it ran is kept as reports/<name>.failed.ipynb.
  * Exit code: 0 when every notebook passed, 1 otherwise, 2 for bad arguments or a missing set-up.
@@ -17,9 +17,12 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  JUPYTER, KERNEL_NAME, LESSON_SETTINGS, type LessonSetting, NBCONVERT_CONFIG, REPORTS_DIR, ROOT, SETTING_ENV,
-  assertPrerequisites, jupyterEnv, lessonNotebooks, notebookProblems, readNotebook, trustNotebooks,
+  KERNEL_NAME, LESSON_SETTINGS, type LessonSetting, PYTHON, REPORTS_DIR, ROOT, SETTING_ENV,
+  assertPrerequisites, jupyterEnv, lessonNotebooks, notebookProblems, readNotebook,
 } from './jupyter';
+
+/** Executes, signs and exports one notebook in one Python process. */
+const RUN_NOTEBOOK = path.join(ROOT, 'scripts', 'run_notebook.py');
 
 /** Seconds one cell may run before nbconvert gives up. */
 const CELL_TIMEOUT: Record<LessonSetting, number> = { smoke: 600, quick: 1200, full: 7200 };
@@ -142,39 +145,29 @@ export async function runLesson(file: string, options: LessonOptions): Promise<L
     throw new UsageError(`the output folder ${options.outDir} is the notebook's own folder: its executed copy would replace ${file}`);
   }
   for (const f of [executed, partial, html]) fs.rmSync(f, { force: true });
-  const env = jupyterEnv({ [SETTING_ENV]: options.setting, LESSONS_LABEL: name, LESSONS_PARTIAL_OUTPUT: partial });
+  const env = jupyterEnv({ [SETTING_ENV]: options.setting });
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1000;
   console.log(`lessons: ${name} (setting ${options.setting}) ...`);
 
-  const code = await run(JUPYTER, [
-    'nbconvert', '--config', NBCONVERT_CONFIG, '--to', 'notebook', '--execute',
-    `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`,
-    `--ExecutePreprocessor.timeout=${CELL_TIMEOUT[options.setting]}`,
-    '--ExecutePreprocessor.startup_timeout=120',
-    // Output still arriving after a cell's reply (thousands of lines) is waited for, up to a
-    // minute, and output that never arrives fails the run instead of vanishing (nbclient's
-    // default: 4 s, then silence).
-    '--ExecutePreprocessor.iopub_timeout=60',
-    '--ExecutePreprocessor.raise_on_iopub_timeout=True',
-    '--output-dir', options.outDir, '--output', name, file,
-  ], env, ['[NbConvertApp]', `[${name}]`]);
+  const code = await run(PYTHON, [
+    RUN_NOTEBOOK, file, '--kernel', KERNEL_NAME, '--timeout', String(CELL_TIMEOUT[options.setting]),
+    '--executed', executed, '--partial', partial, '--html', html, '--label', name,
+  ], env, [`[${name}]`]);
   if (code !== 0 || !fs.existsSync(executed)) {
     const where = fs.existsSync(partial) ? readNotebook(partial) : null;
     const problems = where ? notebookProblems(where) : [];
     return {
       name, ok: false, seconds: seconds(), executed: fs.existsSync(partial) ? partial : executed, html: null,
-      problems: [`jupyter nbconvert --execute failed (exit code ${code})`, ...problems],
+      problems: [`executing the notebook failed (scripts/run_notebook.py, exit code ${code})`, ...problems],
     };
   }
   const problems = notebookProblems(readNotebook(executed));
-  if (problems.length > 0) return { name, ok: false, seconds: seconds(), executed, html: null, problems };
-
-  trustNotebooks([executed], env);
-  const exported = await run(JUPYTER, ['nbconvert', '--to', 'html', '--output-dir', options.outDir, '--output', name, executed], env);
-  if (exported !== 0 || !fs.existsSync(html)) {
-    return { name, ok: false, seconds: seconds(), executed, html: null, problems: [`the HTML export failed (exit code ${exported})`] };
+  if (problems.length > 0) {
+    fs.rmSync(html, { force: true });
+    return { name, ok: false, seconds: seconds(), executed, html: null, problems };
   }
+  if (!fs.existsSync(html)) return { name, ok: false, seconds: seconds(), executed, html: null, problems: ['the HTML report was not written'] };
   return { name, ok: true, seconds: seconds(), executed, html, problems: [] };
 }
 

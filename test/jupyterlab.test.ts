@@ -73,7 +73,7 @@ describe('the lessons in JupyterLab 4 (headless Chromium, through the UI)', () =
     work = fs.mkdtempSync(path.join(REPORTS_DIR, 'jupyterlab-test-'));
     const root = path.join(work, 'notebooks');
     fs.mkdirSync(root);
-    fs.symlinkSync(path.relative(root, path.join(NOTEBOOKS_DIR, '..', 'lib')), path.join(root, 'lib'));
+    fs.symlinkSync(path.relative(root, path.join(NOTEBOOKS_DIR, '..', 'dist', 'lib')), path.join(root, 'lib'));
     for (const file of [LESSON_00, LESSON_02]) fs.copyFileSync(path.join(NOTEBOOKS_DIR, file), path.join(root, file));
     server = new LabServer({ work, root, env: { [SETTING_ENV]: 'smoke' } });
     await server.start();

@@ -1,5 +1,5 @@
 /**
- * The lesson notebooks, executed headless by `npm run lessons -- --smoke` (jupyter nbconvert and the
+ * The lesson notebooks, executed headless by `npm run lessons -- --smoke` (nbclient and the
  * tslab kernel): every code cell runs without error, every chart carries its static image and its
  * Vega-Lite or Plotly data, and the exported HTML report holds the images.
  *
@@ -56,64 +56,63 @@ describe('the lesson notebooks as committed', () => {
     }
   });
 
-  it('can import lib: notebooks/lib leads to lib/, whose relative imports name files (tslab cannot load a folder import)', () => {
+  it('import the compiled lib: notebooks/lib leads to dist/lib, where every module a notebook imports is, with its declarations', () => {
     assert.ok(fs.lstatSync(path.join(NOTEBOOKS_DIR, 'lib')).isSymbolicLink(), 'notebooks/lib is not a symlink');
-    assert.equal(fs.realpathSync(path.join(NOTEBOOKS_DIR, 'lib')), fs.realpathSync(path.join(ROOT, 'lib')));
-    // tslab compiles the imported .ts files itself and then loads `./x` as `./x.js` from its
-    // outputs: `./x` meaning `./x/index` fails at run time ("Cannot find module './x'").
-    const folderImports: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const file = path.join(dir, entry.name);
-        if (entry.isDirectory()) walk(file);
-        else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-          const source = fs.readFileSync(file, 'utf8');
-          for (const m of source.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?\bfrom\s+'(\.{1,2}\/[^']*)'|\brequire\('(\.{1,2}\/[^']*)'\)/g)) {
-            const spec = m[1] ?? m[2];
-            const target = path.resolve(path.dirname(file), spec);
-            if (!fs.existsSync(`${target}.ts`) && fs.existsSync(path.join(target, 'index.ts'))) {
-              folderImports.push(`${path.relative(ROOT, file)}: '${spec}' (write '${spec}/index')`);
-            }
-          }
-        }
+    assert.equal(fs.realpathSync(path.join(NOTEBOOKS_DIR, 'lib')), fs.realpathSync(path.join(ROOT, 'dist', 'lib')));
+    const missing: string[] = [];
+    for (const file of notebooks) {
+      for (const spec of libImports(file)) {
+        const target = path.join(ROOT, 'dist', spec.slice(2));
+        if (!fs.existsSync(`${target}.js`) || !fs.existsSync(`${target}.d.ts`)) missing.push(`${path.basename(file)}: '${spec}'`);
       }
-    };
-    walk(path.join(ROOT, 'lib'));
-    assert.deepEqual(folderImports, [], `folder imports in lib/ break the notebooks:\n  ${folderImports.join('\n  ')}`);
+    }
+    assert.deepEqual(missing, [], 'imports with no compiled module and declarations in dist/lib');
   });
 });
 
-/** The TypeScript that tslab compiles notebook cells and the lib files they import with. */
+/** The `./lib/...` modules a notebook's code cells import. */
+function libImports(file: string): string[] {
+  const source = codeCells(readNotebook(file)).map(({ cell }) => text(cell.source)).join('\n');
+  return [...new Set([...source.matchAll(/\bfrom\s+'(\.\/lib\/[^']+)'|\brequire\('(\.\/lib\/[^']+)'\)/g)].map((m) => m[1] ?? m[2]))];
+}
+
+/** The TypeScript that tslab compiles notebook cells with. */
 function tslabTypeScript(): typeof TS {
   const tslabDir = path.dirname(require.resolve('tslab/package.json'));
   return require(require.resolve('@tslab/typescript-for-tslab', { paths: [tslabDir] })) as typeof TS;
 }
 
-describe('lib as tslab compiles it', () => {
-  it("type-checks with tslab's own TypeScript and options (what the project's newer TypeScript accepts may not)", { timeout: 120_000 }, () => {
+describe('dist/lib as tslab reads it', () => {
+  it("type-checks the notebooks' imports against dist/lib's declarations with tslab's own TypeScript and options (the project compiles with a newer one)", { timeout: 120_000 }, () => {
     const ts = tslabTypeScript();
-    const files: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const file = path.join(dir, entry.name);
-        if (entry.isDirectory()) walk(file);
-        else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) files.push(file);
-      }
-    };
-    walk(path.join(ROOT, 'lib'));
-    // tslab's compiler options (tslab/dist/converter.js), without emitting.
-    const program = ts.createProgram(files, {
-      module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, esModuleInterop: true,
-      target: ts.ScriptTarget.ES2022, lib: ['lib.es2022.d.ts'], skipLibCheck: true, resolveJsonModule: true,
+    // One file importing everything the notebooks import, checked as tslab checks a cell
+    // (tslab/dist/converter.js), declarations included.
+    const probe = path.join(NOTEBOOKS_DIR, '.tslab-imports-probe.ts');
+    const specs = [...new Set(notebooks.flatMap(libImports))];
+    const sources = new Map([[probe, specs.map((s, i) => `import * as m${i} from '${s}';\nexport { m${i} };`).join('\n')]]);
+    const options: TS.CompilerOptions = {
+      module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Node10, esModuleInterop: true,
+      target: ts.ScriptTarget.ES2022, lib: ['lib.es2022.d.ts'], skipLibCheck: false, resolveJsonModule: true,
       experimentalDecorators: true, noEmit: true, types: ['node'], typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-    });
-    const errors = ts.getPreEmitDiagnostics(program).map((d) => {
+    };
+    const host = ts.createCompilerHost(options);
+    const read = host.readFile.bind(host);
+    host.readFile = (f) => sources.get(f) ?? read(f);
+    host.fileExists = ((exists) => (f: string) => sources.has(f) || exists(f))(host.fileExists.bind(host));
+    const get = host.getSourceFile.bind(host);
+    host.getSourceFile = (f, v) => (sources.has(f) ? ts.createSourceFile(f, sources.get(f) as string, v) : get(f, v));
+    const program = ts.createProgram([probe], options, host);
+    const ours = (f: TS.SourceFile | undefined) => !f || f.fileName === probe || fs.realpathSync(f.fileName).startsWith(path.join(ROOT, 'dist', 'lib'));
+    const errors = ts.getPreEmitDiagnostics(program).filter((d) => ours(d.file)).map((d) => {
       const where = d.file && d.start !== undefined
         ? (({ line, character }) => `${path.relative(ROOT, d.file.fileName)}:${line + 1}:${character + 1}`)(d.file.getLineAndCharacterOfPosition(d.start))
         : '';
       return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, ' ').slice(0, 300)}`;
     });
-    assert.deepEqual(errors, [], `TypeScript ${ts.version} (tslab's) rejects lib/, so the notebooks that import it fail:\n  ${errors.join('\n  ')}`);
+    assert.ok(specs.length > 10, `${specs.length} imports`);
+    const loaded = program.getSourceFiles().filter((f) => f.fileName.endsWith('.d.ts') && fs.realpathSync(f.fileName).startsWith(path.join(ROOT, 'dist', 'lib')));
+    assert.ok(loaded.length >= specs.length, `${loaded.length} declaration files of dist/lib read`);
+    assert.deepEqual(errors, [], `TypeScript ${ts.version} (tslab's) rejects dist/lib's declarations, so the notebooks that import them fail:\n  ${errors.join('\n  ')}`);
   });
 });
 
@@ -198,7 +197,7 @@ describe('a bad setting in a lesson', () => {
       // Inside the project, where the notebook's imports find node_modules.
       const dir = fs.mkdtempSync(path.join(NOTEBOOKS_DIR, '.settings-test-'));
       try {
-        fs.symlinkSync(path.join(ROOT, 'lib'), path.join(dir, 'lib'));
+        fs.symlinkSync(path.join(ROOT, 'dist', 'lib'), path.join(dir, 'lib'));
         const file = path.join(dir, `${name}.ipynb`);
         writeCodeNotebook(file, ["import { lessonConfig, runExperiment } from './lib/lessons/experiment';", source]);
         const outDir = path.join(dir, 'out');
@@ -250,7 +249,7 @@ describe('the lessons runner', () => {
       const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
       assert.equal(result.ok, false);
       const problems = result.problems.join('\n');
-      assert.match(problems, /nbconvert --execute failed/);
+      assert.match(problems, /executing the notebook failed/);
       assert.match(problems, /cell 1 .*lesson-failure-probe/s);
       assert.equal(result.executed, path.join(outDir, 'failing.failed.ipynb'));
       const partial = readNotebook(result.executed);
