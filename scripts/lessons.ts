@@ -1,5 +1,5 @@
 /**
- * `npm run lessons [-- --smoke | --quick | --full] [--only NAME] [--out DIR]`
+ * `npm run lessons [-- --smoke | --quick | --full] [--only NAME] [--out DIR] [--jobs N]`
  *
  * Executes every lesson notebook (notebooks/*.ipynb) headless in the tslab kernel
  * (scripts/run_notebook.py: nbclient, then nbconvert's HTML exporter), in the setting the notebooks read from
@@ -32,6 +32,27 @@ export interface LessonOptions {
   /** Notebook names (with or without .ipynb, or a prefix such as 00); all when empty. */
   only: string[];
   outDir: string;
+  /** Notebooks executed at once (default 1). */
+  jobs?: number;
+}
+
+/** Where a notebook's log lines go: straight through, or held until it ends (with --jobs). */
+export interface LessonLog {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const DIRECT: LessonLog = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+
+/** A log held back and written whole, so that notebooks run side by side do not interleave. */
+class HeldLog implements LessonLog {
+  private readonly lines: [boolean, string][] = [];
+  out(text: string): void { this.lines.push([false, text]); }
+  err(text: string): void { this.lines.push([true, text]); }
+  flush(): void {
+    for (const [isErr, text] of this.lines) (isErr ? DIRECT.err : DIRECT.out)(text);
+    this.lines.length = 0;
+  }
 }
 
 export interface LessonResult {
@@ -43,10 +64,13 @@ export interface LessonResult {
   problems: string[];
 }
 
-const USAGE = `usage: npm run lessons -- [--smoke | --quick | --full | --setting S] [--only NAME]... [--out DIR]
+const USAGE = `usage: npm run lessons -- [--smoke | --quick | --full | --setting S] [--only NAME]... [--out DIR] [--jobs N]
   --smoke, --quick, --full   the size of the experiments (default: quick, or $${SETTING_ENV})
   --only NAME                run only this notebook (file name, with or without .ipynb, or its number, e.g. 00)
-  --out DIR                  where the executed notebooks and HTML reports go (default: reports/)`;
+  --out DIR                  where the executed notebooks and HTML reports go (default: reports/)
+  --jobs N                   execute N notebooks at once (default 1; each notebook's log is printed when it ends).
+                             Their experiments then share the machine's cores: the times and throughputs the
+                             lessons measure are no longer their own, so keep 1 for the reports you read`;
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -57,6 +81,7 @@ export function parseLessonArgs(argv: string[], env: NodeJS.ProcessEnv = process
   let setting: string = fromEnv && fromEnv !== '' ? fromEnv : 'quick';
   const only: string[] = [];
   let outDir = REPORTS_DIR;
+  let jobs = 1;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -70,13 +95,18 @@ export function parseLessonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     else if (arg === '--setting' || arg.startsWith('--setting=')) setting = value();
     else if (arg === '--only' || arg.startsWith('--only=')) only.push(value());
     else if (arg === '--out' || arg.startsWith('--out=')) outDir = path.resolve(value());
+    else if (arg === '--jobs' || arg.startsWith('--jobs=')) {
+      const given = value();
+      jobs = Number(given);
+      if (!/^\d+$/.test(given) || jobs < 1) throw new UsageError(`--jobs must be a whole number of notebooks, 1 or more (got '${given}')`);
+    }
     else if (arg === '--help' || arg === '-h') throw new UsageError(USAGE);
     else throw new UsageError(`unknown argument '${arg}'\n${USAGE}`);
   }
   if (!(LESSON_SETTINGS as readonly string[]).includes(setting)) {
     throw new UsageError(`the setting must be one of ${LESSON_SETTINGS.join(', ')} (got '${setting}')`);
   }
-  return { setting: setting as LessonSetting, only, outDir };
+  return { setting: setting as LessonSetting, only, outDir, jobs };
 }
 
 /** The notebooks to run: all, or those `only` names. */
@@ -100,15 +130,17 @@ export function selectNotebooks(only: string[]): string[] {
  * traceback, which repeats what the hooks said) is shown only when the command fails without a
  * `[label] cell N FAILED` line, its only explanation then.
  */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv, keep: string[] = []): Promise<number> {
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, keep: string[], log: LessonLog): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => log.out(chunk));
     const held: string[] = [];
     let explained = false;
     let pending = '';
     const onLine = (line: string) => {
       if (keep.length === 0 || keep.some((k) => line.startsWith(k))) {
-        process.stderr.write(`${line}\n`);
+        log.err(`${line}\n`);
         if (/^\[[^\]]+\] cell \d+ FAILED/.test(line)) explained = true;
       } else {
         held.push(line);
@@ -123,20 +155,20 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, keep: stri
       lines.forEach(onLine);
     });
     child.on('error', (e) => {
-      console.error(`lessons: could not start ${command}: ${e.message}`);
+      log.err(`lessons: could not start ${command}: ${e.message}\n`);
       resolve(127);
     });
     child.on('close', (code, signal) => {
       if (pending) onLine(pending);
       const status = code ?? (signal ? 128 : 1);
-      if (status !== 0 && !explained && held.length > 0) process.stderr.write(`${held.slice(-60).join('\n')}\n`);
+      if (status !== 0 && !explained && held.length > 0) log.err(`${held.slice(-60).join('\n')}\n`);
       resolve(status);
     });
   });
 }
 
 /** Executes one notebook, checks it, signs it and exports its HTML report. */
-export async function runLesson(file: string, options: LessonOptions): Promise<LessonResult> {
+export async function runLesson(file: string, options: LessonOptions, log: LessonLog = DIRECT): Promise<LessonResult> {
   const name = path.basename(file, '.ipynb');
   const executed = path.join(options.outDir, `${name}.ipynb`);
   const partial = path.join(options.outDir, `${name}.failed.ipynb`);
@@ -148,12 +180,12 @@ export async function runLesson(file: string, options: LessonOptions): Promise<L
   const env = jupyterEnv({ [SETTING_ENV]: options.setting });
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1000;
-  console.log(`lessons: ${name} (setting ${options.setting}) ...`);
+  log.out(`lessons: ${name} (setting ${options.setting}) ...\n`);
 
   const code = await run(PYTHON, [
     RUN_NOTEBOOK, file, '--kernel', KERNEL_NAME, '--timeout', String(CELL_TIMEOUT[options.setting]),
     '--executed', executed, '--partial', partial, '--html', html, '--label', name,
-  ], env, [`[${name}]`]);
+  ], env, [`[${name}]`], log);
   if (code !== 0 || !fs.existsSync(executed)) {
     const where = fs.existsSync(partial) ? readNotebook(partial) : null;
     const problems = where ? notebookProblems(where) : [];
@@ -187,26 +219,37 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   fs.mkdirSync(options.outDir, { recursive: true });
-  const results: LessonResult[] = [];
-  for (const file of files) {
-    let result: LessonResult;
-    try {
-      result = await runLesson(file, options);
-    } catch (e) {
-      console.error(`lessons: ${(e as Error).message}`);
-      return 2;
+  const results: (LessonResult | undefined)[] = files.map(() => undefined);
+  const rel = (f: string) => path.relative(process.cwd(), f) || f;
+  let next = 0;
+  let usageError: string | null = null;
+  const worker = async () => {
+    while (next < files.length && usageError === null) {
+      const index = next++;
+      const log = (options.jobs ?? 1) > 1 ? new HeldLog() : DIRECT;
+      try {
+        const result = await runLesson(files[index], options, log);
+        results[index] = result;
+        if (result.ok) {
+          log.out(`lessons: ${result.name}: ok in ${result.seconds.toFixed(1)} s -> ${rel(result.executed)}, ${rel(result.html as string)}\n`);
+        } else {
+          log.err(`lessons: ${result.name}: FAILED after ${result.seconds.toFixed(1)} s (see ${rel(result.executed)})\n`);
+          for (const p of result.problems) log.err(`  - ${p}\n`);
+        }
+      } catch (e) {
+        usageError = (e as Error).message;
+      }
+      if (log instanceof HeldLog) log.flush();
     }
-    results.push(result);
-    const rel = (f: string) => path.relative(process.cwd(), f) || f;
-    if (result.ok) {
-      console.log(`lessons: ${result.name}: ok in ${result.seconds.toFixed(1)} s -> ${rel(result.executed)}, ${rel(result.html as string)}`);
-    } else {
-      console.error(`lessons: ${result.name}: FAILED after ${result.seconds.toFixed(1)} s (see ${rel(result.executed)})`);
-      for (const p of result.problems) console.error(`  - ${p}`);
-    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.jobs ?? 1, files.length) }, worker));
+  if (usageError !== null) {
+    console.error(`lessons: ${usageError}`);
+    return 2;
   }
-  const failed = results.filter((r) => !r.ok);
-  console.log(`lessons: ${results.length - failed.length} passed, ${failed.length} failed (setting ${options.setting})`);
+  const done = results.filter((r): r is LessonResult => r !== undefined);
+  const failed = done.filter((r) => !r.ok);
+  console.log(`lessons: ${done.length - failed.length} passed, ${failed.length} failed (setting ${options.setting})`);
   return failed.length === 0 ? 0 : 1;
 }
 

@@ -16,7 +16,7 @@ import {
   KERNEL_NAME, NOTEBOOKS_DIR, ROOT, assertPrerequisites, codeCells, lessonNotebooks, notebookProblems, plotOutputs,
   readNotebook, text,
 } from '../scripts/jupyter';
-import { runLesson } from '../scripts/lessons';
+import { UsageError, parseLessonArgs, runLesson } from '../scripts/lessons';
 import type * as TS from 'typescript';
 
 const RUNNER = path.join(ROOT, 'dist', 'scripts', 'lessons.js');
@@ -121,7 +121,9 @@ describe('npm run lessons -- --smoke', () => {
 
   before(async () => {
     assertPrerequisites();
-    run = await runRunner(['--smoke', '--out', out]);
+    // Two at a time: the smoke experiments leave a core idle part of the time (8 notebooks: 275 s
+    // against 310 s one at a time, on a 2-core VM).
+    run = await runRunner(['--smoke', '--jobs', '2', '--out', out]);
   }, { timeout: 900_000 });
 
   after(() => fs.rmSync(out, { recursive: true, force: true }));
@@ -238,6 +240,15 @@ describe('the kernel', () => {
 });
 
 describe('the lessons runner', () => {
+  it('takes --jobs N (whole, 1 or more) and names the flag when it is wrong', () => {
+    assert.equal(parseLessonArgs(['--smoke', '--jobs', '3'], {}).jobs, 3);
+    assert.equal(parseLessonArgs(['--jobs=2'], {}).jobs, 2);
+    assert.equal(parseLessonArgs([], {}).jobs, 1);
+    for (const bad of ['0', '1.5', 'two', '-1']) {
+      assert.throws(() => parseLessonArgs(['--jobs', bad], {}), (e: Error) => e instanceof UsageError && e.message.includes(`--jobs must be a whole number of notebooks, 1 or more (got '${bad}')`));
+    }
+  });
+
   it('names the notebook and the cell that failed, and does not run the cells after it', async () => {
     assertPrerequisites();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-failing-'));
