@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { it } from 'node:test';
-import { addInto, simdAvailable } from '../lib/ddp/simd-add';
+import { addInto, landingArea, simdAvailable } from '../lib/ddp/simd-add';
 
 const seeded = (n: number, seed: number) => {
   let s = seed >>> 0;
@@ -34,6 +34,22 @@ it('adds into shared memory and from views at odd offsets', () => {
   const expected = Float32Array.from(target, (v, i) => v + source[i]);
   addInto(target, source);
   assert.deepEqual(Array.from(target), Array.from(expected));
+});
+
+it('adds from views of its landing area in place, at offsets that are not 16-byte aligned, with the same sums', () => {
+  const landing = landingArea();
+  assert.ok(landing != null && landing.byteLength === 256 * 1024);
+  const cases: [offset: number, floats: number][] = [[0, 65_536], [4, 65_535], [20, 1_000], [131_072, 32_768], [262_140, 1]];
+  for (const [offset, n] of cases) {
+    const source: Float32Array = new Float32Array(landing.buffer, landing.byteOffset + offset, n);
+    source.set(seeded(n, offset + 3));
+    const before: Float32Array = source.slice();
+    const target = seeded(n, offset + 4);
+    const expected: Float32Array = Float32Array.from(target, (v: number, i: number) => v + before[i]);
+    addInto(target, source);
+    assert.deepEqual(new Uint32Array(target.buffer), new Uint32Array(expected.buffer), `${n} floats at byte ${offset}`);
+    assert.deepEqual(source, before, 'the landing area was changed');
+  }
 });
 
 it('refuses arrays of different lengths', () => {

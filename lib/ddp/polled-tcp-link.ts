@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Link } from './links';
-import { addInto } from './simd-add';
+import { addInto, landingArea } from './simd-add';
 import { closeDescriptor, errnoName, ownDescriptor, POLLIN, POLLOUT, receiveSome, sendSome, waitReady } from './socket-calls';
 
 /**
@@ -88,7 +88,8 @@ const fdOf = (socket: Socket): number => (socket as unknown as { _handle?: { fd?
 
 export class PolledTcpLink implements Link {
   readonly description = 'TCP through the thread\'s own system calls';
-  private readonly scratch = new Uint8Array(SCRATCH_BYTES);
+  /** In the add kernel's own memory where it runs there, so that the add reads it in place. */
+  private readonly scratch = landingArea() ?? new Uint8Array(SCRATCH_BYTES);
   private readonly nextFd: number;
   private readonly prevFd: number;
   /** Bytes that Node read from the previous rank before this link took its socket over. */

@@ -9,7 +9,11 @@
 
 import { encodeModule, FunctionBuilder } from '../backend/wasm-kernels/wasm-asm';
 
-/** Floats per slice; two slices of this size live in the module's memory (2 x 256 KB). */
+/**
+ * Floats per slice; three slices of this size live in the module's memory (3 x 256 KB): the
+ * target's, the source's, and a landing area where a caller can receive what it will add, so that
+ * its source needs no copy in.
+ */
 const SLICE_FLOATS = 65_536;
 const PAGE_BYTES = 65_536;
 
@@ -31,8 +35,10 @@ function addFunction(): FunctionBuilder {
 
 interface Kernel {
   add: (dst: number, src: number, bytes: number) => void;
+  memory: ArrayBuffer;
   dst: Float32Array;
   src: Float32Array;
+  landing: Uint8Array;
 }
 
 /** The part of the WebAssembly API used here (Node's types do not declare it without the DOM's). */
@@ -46,12 +52,14 @@ function loadKernel(): Kernel | null {
   if (process.env.FASHION_MNIST_SIMD === '0') return null;
   try {
     const wasm = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
-    const memory = new wasm.Memory({ initial: Math.ceil((2 * SLICE_FLOATS * 4) / PAGE_BYTES) });
+    const memory = new wasm.Memory({ initial: Math.ceil((3 * SLICE_FLOATS * 4) / PAGE_BYTES) });
     const { exports } = new wasm.Instance(new wasm.Module(encodeModule([addFunction()])), { env: { memory } });
     return {
       add: exports.add,
+      memory: memory.buffer,
       dst: new Float32Array(memory.buffer, 0, SLICE_FLOATS),
       src: new Float32Array(memory.buffer, SLICE_FLOATS * 4, SLICE_FLOATS),
+      landing: new Uint8Array(memory.buffer, 2 * SLICE_FLOATS * 4, SLICE_FLOATS * 4),
     };
   } catch {
     return null; // no WebAssembly SIMD on this engine or CPU
@@ -70,17 +78,26 @@ function addLoop(target: Float32Array, source: Float32Array, from: number, to: n
   for (let i = from; i < to; i++) target[i] += source[i];
 }
 
+/**
+ * The landing area (256 KB inside the kernel's memory): bytes received here and added from a view
+ * of it skip the copy in. One owner per thread (the ring's TCP link); null without SIMD.
+ */
+export function landingArea(): Uint8Array | null {
+  return simdAvailable() ? (kernel as Kernel).landing : null;
+}
+
 /** target[i] += source[i] for every i (the arrays have equal lengths). */
 export function addInto(target: Float32Array, source: Float32Array): void {
   if (source.length !== target.length) throw new Error(`addInto: ${source.length} floats added to ${target.length}`);
   const k = simdAvailable() ? (kernel as Kernel) : null;
   const whole = k == null ? 0 : target.length - (target.length % 16);
+  const inMemory = k != null && source.buffer === k.memory;
   for (let start = 0; start < whole; start += SLICE_FLOATS) {
     const n = Math.min(SLICE_FLOATS, whole - start);
     const dst = n === SLICE_FLOATS ? k!.dst : k!.dst.subarray(0, n);
     dst.set(target.subarray(start, start + n));
-    k!.src.set(source.subarray(start, start + n));
-    k!.add(0, SLICE_FLOATS * 4, n * 4);
+    if (!inMemory) k!.src.set(source.subarray(start, start + n));
+    k!.add(0, inMemory ? source.byteOffset + start * 4 : SLICE_FLOATS * 4, n * 4);
     target.set(dst, start);
   }
   addLoop(target, source, whole, target.length);
