@@ -24,7 +24,7 @@ import {
 /** Executes, signs and exports one notebook in one Python process. */
 const RUN_NOTEBOOK = path.join(ROOT, 'scripts', 'run_notebook.py');
 
-/** Seconds one cell may run before nbconvert gives up. */
+/** Seconds one cell may run before nbclient gives up. */
 const CELL_TIMEOUT: Record<LessonSetting, number> = { smoke: 600, quick: 1200, full: 7200 };
 
 export interface LessonOptions {
@@ -125,12 +125,12 @@ export function selectNotebooks(only: string[]): string[] {
 }
 
 /**
- * Runs a command; resolves with its exit code. Its stdout is passed through. Of its stderr, lines
- * that start with one of `keep` are passed through at once; the rest (nbconvert's Python
- * traceback, which repeats what the hooks said) is shown only when the command fails without a
- * `[label] cell N FAILED` line, its only explanation then.
+ * Runs a command; resolves with its exit code. Its stdout goes to `log`. Of its stderr, lines that
+ * start with `[label]` go to `log` at once; the rest (a Python traceback, or the kernel's own
+ * messages) is shown only when the command fails without a `[label] cell N FAILED` line, its only
+ * explanation then.
  */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv, keep: string[], log: LessonLog): Promise<number> {
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, label: string, log: LessonLog): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.setEncoding('utf8');
@@ -139,7 +139,7 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, keep: stri
     let explained = false;
     let pending = '';
     const onLine = (line: string) => {
-      if (keep.length === 0 || keep.some((k) => line.startsWith(k))) {
+      if (line.startsWith(`[${label}]`)) {
         log.err(`${line}\n`);
         if (/^\[[^\]]+\] cell \d+ FAILED/.test(line)) explained = true;
       } else {
@@ -185,7 +185,7 @@ export async function runLesson(file: string, options: LessonOptions, log: Lesso
   const code = await run(PYTHON, [
     RUN_NOTEBOOK, file, '--kernel', KERNEL_NAME, '--timeout', String(CELL_TIMEOUT[options.setting]),
     '--executed', executed, '--partial', partial, '--html', html, '--label', name,
-  ], env, [`[${name}]`], log);
+  ], env, name, log);
   if (code !== 0 || !fs.existsSync(executed)) {
     const where = fs.existsSync(partial) ? readNotebook(partial) : null;
     const problems = where ? notebookProblems(where) : [];

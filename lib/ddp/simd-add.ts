@@ -35,7 +35,6 @@ function addFunction(): FunctionBuilder {
 
 interface Kernel {
   add: (dst: number, src: number, bytes: number) => void;
-  memory: ArrayBuffer;
   dst: Float32Array;
   src: Float32Array;
   landing: Uint8Array;
@@ -56,7 +55,6 @@ function loadKernel(): Kernel | null {
     const { exports } = new wasm.Instance(new wasm.Module(encodeModule([addFunction()])), { env: { memory } });
     return {
       add: exports.add,
-      memory: memory.buffer,
       dst: new Float32Array(memory.buffer, 0, SLICE_FLOATS),
       src: new Float32Array(memory.buffer, SLICE_FLOATS * 4, SLICE_FLOATS),
       landing: new Uint8Array(memory.buffer, 2 * SLICE_FLOATS * 4, SLICE_FLOATS * 4),
@@ -91,7 +89,7 @@ export function addInto(target: Float32Array, source: Float32Array): void {
   if (source.length !== target.length) throw new Error(`addInto: ${source.length} floats added to ${target.length}`);
   const k = simdAvailable() ? (kernel as Kernel) : null;
   const whole = k == null ? 0 : target.length - (target.length % 16);
-  const inMemory = k != null && source.buffer === k.memory;
+  const inMemory = k != null && source.buffer === k.dst.buffer;
   for (let start = 0; start < whole; start += SLICE_FLOATS) {
     const n = Math.min(SLICE_FLOATS, whole - start);
     const dst = n === SLICE_FLOATS ? k!.dst : k!.dst.subarray(0, n);
