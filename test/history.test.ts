@@ -31,7 +31,7 @@ function setStartedAt(dir: string, startedAt: string): void {
   fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), startedAt }));
 }
 
-function setTag(dir: string, tag: { label: string; lesson: string | null }): void {
+function setTag(dir: string, tag: { label: string; lesson: string | null; setting?: string | null }): void {
   fs.writeFileSync(path.join(dir, EXPERIMENT_FILE), JSON.stringify(tag));
 }
 
@@ -45,10 +45,23 @@ describe('earlier runs of a lesson', () => {
     second = await runExperiment('baseline', { ...tiny, baseLr: 0.05 });
   });
 
-  it('runExperiment tags its run folder with the label and the lesson', () => {
+  it('runExperiment tags its run folder with the label, the lesson and the lesson setting', () => {
     const tag = (e: Experiment) => JSON.parse(fs.readFileSync(path.join(e.runDir, EXPERIMENT_FILE), 'utf8')) as unknown;
-    assert.deepEqual(tag(first), { label: 'baseline', lesson: 'lesson-x' });
-    assert.deepEqual(tag(second), { label: 'baseline', lesson: null });
+    assert.deepEqual(tag(first), { label: 'baseline', lesson: 'lesson-x', setting: 'quick' });
+    assert.deepEqual(tag(second), { label: 'baseline', lesson: null, setting: 'quick' });
+  });
+
+  it("keeps to the current lesson setting: CI's smoke runs and untagged records stay out of a quick run's chart", () => {
+    const smoke = copyRun(first, 'a-smoke-run', (dir) => setTag(dir, { label: 'baseline', lesson: 'lesson-x', setting: 'smoke' }));
+    const untagged = copyRun(first, 'an-untagged-run', (dir) => setTag(dir, { label: 'baseline', lesson: 'lesson-x' }));
+    try {
+      assert.deepEqual(dirs(earlierRuns({ runsDir, lesson: 'lesson-x' })), dirs([first]));
+      assert.deepEqual(dirs(earlierRuns({ runsDir, lesson: 'lesson-x', setting: 'smoke' })), ['a-smoke-run']);
+      assert.deepEqual(new Set(dirs(earlierRuns({ runsDir, lesson: 'lesson-x', setting: 'any' }))), new Set([...dirs([first]), 'a-smoke-run', 'an-untagged-run']));
+      assert.equal(earlierRuns({ runsDir, lesson: 'lesson-x', setting: 'smoke' })[0].setting, 'smoke');
+    } finally {
+      for (const dir of [smoke, untagged]) fs.rmSync(dir, { recursive: true });
+    }
   });
 
   it('finds the first run when the second is excluded, read back as it was returned', () => {

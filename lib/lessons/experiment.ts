@@ -10,6 +10,7 @@ import type { ValidationEvent } from '../train/events';
 import { listCheckpoints } from '../train/checkpoint-file';
 import { resumeConfig } from '../launch/resume';
 import { isUnfinished, readRun } from '../train/run-record';
+import { lessonSetting, type LessonSetting } from './settings';
 
 /** One labelled training run of a lesson. */
 export interface Experiment {
@@ -28,10 +29,14 @@ export interface Experiment {
 /** One validation of a run: where in training, and what it measured. */
 export type ValidationPoint = Omit<ValidationEvent, 'type'>;
 
-/** What `runs/<id>/experiment.json` holds: the run was a lesson's experiment, under this label. */
+/**
+ * What `runs/<id>/experiment.json` holds: the run was a lesson's experiment, under this label, at
+ * this lesson setting (smoke, quick or full; null in records written before the setting was kept).
+ */
 export interface ExperimentTag {
   label: string;
   lesson: string | null;
+  setting: LessonSetting | null;
 }
 
 export const EXPERIMENT_FILE = 'experiment.json';
@@ -133,7 +138,7 @@ export interface PreparedExperiment {
  */
 export function prepareExperiment(label: string, settings: Partial<TrainConfig>, options: ExperimentOptions = {}): PreparedExperiment {
   const config = lessonConfig(settings);
-  const tag: ExperimentTag = { label, lesson: options.lesson ?? null };
+  const tag: ExperimentTag = { label, lesson: options.lesson ?? null, setting: lessonSetting() };
   const unfinished = options.resume === false ? null : unfinishedRun(label, tag.lesson, config);
   if (unfinished != null) {
     console.log(`${label}: continuing its interrupted run from the checkpoint of epoch ${unfinished.epoch} ` +

@@ -9,11 +9,13 @@ import type { VegaLiteSpec } from '../plot/types';
 import { DEFAULT_CONFIG } from '../train/config';
 import { outcomeOf, readRun } from '../train/run-record';
 import { EXPERIMENT_FILE, experimentRows, type Experiment, type ExperimentTag } from './experiment';
+import { lessonSetting, type LessonSetting } from './settings';
 
 /** An experiment read back from its run folder. */
 export interface EarlierExperiment extends Experiment {
   startedAt: string;
   lesson: string | null;
+  setting: LessonSetting | null;
 }
 
 export interface EarlierRunsOptions {
@@ -21,6 +23,11 @@ export interface EarlierRunsOptions {
   runsDir?: string;
   lesson?: string;
   label?: string;
+  /**
+   * Only runs made at this lesson setting (default: the current one, so that CI's smoke runs never
+   * appear beside a learner's quick ones); 'any' keeps every setting, and records without one.
+   */
+  setting?: LessonSetting | 'any';
   /** Runs to leave out, typically the ones just made. */
   exclude?: Experiment[];
   /** Default 10. */
@@ -39,6 +46,7 @@ function readExperiment(runDir: string): EarlierExperiment | null {
     return {
       label: tag.label,
       lesson: tag.lesson ?? null,
+      setting: tag.setting ?? null,
       config: info.config,
       epochs,
       outcome: outcomeOf(end),
@@ -64,6 +72,7 @@ function realPath(p: string): string {
 /** The experiments kept in `runs/` that match, newest first; unreadable or partial folders are skipped. */
 export function earlierRuns(options: EarlierRunsOptions = {}): EarlierExperiment[] {
   const runsDir = path.resolve(options.runsDir ?? DEFAULT_CONFIG.runsDir);
+  const setting = options.setting ?? lessonSetting();
   const excluded = new Set((options.exclude ?? []).filter((e) => e.runDir !== '').map((e) => realPath(e.runDir)));
   let entries: fs.Dirent[];
   try {
@@ -79,6 +88,7 @@ export function earlierRuns(options: EarlierRunsOptions = {}): EarlierExperiment
     if (experiment == null) continue;
     if (options.lesson !== undefined && experiment.lesson !== options.lesson) continue;
     if (options.label !== undefined && experiment.label !== options.label) continue;
+    if (setting !== 'any' && experiment.setting !== setting) continue;
     found.push(experiment);
   }
   const time = (e: EarlierExperiment) => Date.parse(e.startedAt) || 0;
