@@ -1,6 +1,8 @@
 // One step of the ring over TCP, without the ring: two processes pinned to CPUs 0 and 1, each
 // with the project's PolledTcpLink over two loopback connections (to the other and from it),
-// exchange N bytes each way 30 times, copying or adding (MODE=copy, MODE=add; both by default).
+// exchange N bytes each way 30 times, copying or adding (MODE=copy, MODE=add; both by default),
+// sending from SEND_OFFSET and receiving at OFFSET bytes (multiples of 4, default 0) past the
+// start of a page, as a gradient bucket's chunks in a shared mapping lie.
 // Prints the medians, to hold against bench/reference/socket_exchange.py (bare TCP, the same bytes).
 //
 //   npm run build && node bench/reference/link_exchange.cjs 8388608
@@ -14,6 +16,9 @@ const bytes = Number(process.argv[2]);
 if (!(bytes > 0 && bytes % 4 === 0)) throw new Error('usage: node bench/reference/link_exchange.cjs BYTES (a positive multiple of 4)');
 const modes = process.env.MODE === 'copy' ? [false] : process.env.MODE === 'add' ? [true] : [false, true];
 const ROUNDS = 30;
+const offset = Number(process.env.OFFSET ?? 0);
+const sendOffset = Number(process.env.SEND_OFFSET ?? 0);
+if (![offset, sendOffset].every((o) => o >= 0 && o % 4 === 0)) throw new Error('OFFSET and SEND_OFFSET must be multiples of 4 bytes');
 
 const pin = (cpu) => execFileSync('taskset', ['-pc', String(cpu), String(process.pid)], { stdio: 'ignore' });
 const median = (a) => (a.length ? a.sort((x, y) => x - y)[a.length >> 1].toFixed(2) : '-');
@@ -24,8 +29,11 @@ async function exchanges(next, prev, linked) {
   prev._handle.readStop();
   const link = new PolledTcpLink(next, prev, [], 'the other process', 'the other process');
   await linked();
-  const out = new Float32Array(bytes / 4).fill(1);
-  const into = new Float32Array(bytes / 4).fill(1);
+  // A WebAssembly memory is its own mapping, so its first byte starts a page (an ArrayBuffer's
+  // comes from malloc, past its header).
+  const pageAligned = (at) => new Float32Array(new WebAssembly.Memory({ initial: Math.ceil((bytes + at) / 65536) }).buffer, at, bytes / 4).fill(1);
+  const out = pageAligned(sendOffset);
+  const into = pageAligned(offset);
   const ms = { copy: [], add: [] };
   for (let r = 0; r < ROUNDS; r++) {
     const reduce = modes[r % modes.length];
@@ -55,7 +63,7 @@ async function parent() {
   const next = await connectTo(await childPort);
   const prev = await first;
   const ms = await exchanges(next, prev, async () => { await message(child); child.send('go'); });
-  console.log(`${bytes} bytes each way, median of ${ROUNDS / modes.length}: copy ${median(ms.copy)} ms, add ${median(ms.add)} ms`);
+  console.log(`${bytes} bytes each way, sent from offset ${sendOffset}, received at offset ${offset}, median of ${ROUNDS / modes.length}: copy ${median(ms.copy)} ms, add ${median(ms.add)} ms`);
   child.kill();
   process.exit(0);
 }

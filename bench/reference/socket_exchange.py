@@ -1,9 +1,14 @@
 """What loopback TCP itself gives two pinned processes: each sends N bytes to the other while it
 receives N from it, with non-blocking send and recv in one loop (no poll: it retries at once), as
-one step of a 2-rank ring does. Prints the median milliseconds of 12 exchanges.
+one step of a 2-rank ring does. Prints the median milliseconds of 12 exchanges. Both buffers
+start cache lines, as the ring's chunks do (a bytearray's bytes start 16 or 32 bytes into one,
+where the kernel's receive copy ran at half speed on the project's AMD VMs), and the send buffer
+starts 64 bytes into a page: on this one socket both ways, sends from a page-aligned buffer ran at
+half speed there too (the ring's two connections did not show it).
 
     python3 bench/reference/socket_exchange.py 8388608
 """
+import mmap
 import os
 import socket
 import sys
@@ -43,7 +48,9 @@ def main() -> None:
         os.sched_setaffinity(0, {0})
         s, _ = listener.accept()
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    out, into = memoryview(bytearray(n)), memoryview(bytearray(n))
+    out, into = memoryview(mmap.mmap(-1, n + 64))[64:], memoryview(mmap.mmap(-1, n))
+    out[:] = b'\x01' * n
+    into[:] = b'\x01' * n
     times = []
     for _ in range(12):
         s.setblocking(True)
