@@ -17,8 +17,12 @@ import { sharedMappingAvailable } from '../lib/ddp/shared-mapping';
 import { socketCallsAvailable } from '../lib/ddp/socket-calls';
 import type { RingCheck } from './support/ring-rank';
 
-/** 1 float, fewer floats than ranks have chunks, one 256 KB slot plus an odd tail, and enough to cycle the slots many times. */
-const SIZES = [1, 2, 65_536 + 7, 1_000_003];
+/**
+ * 1 float, fewer floats than ranks have chunks, one cache line short of a line per chunk for 3
+ * ranks and one float past it, one 256 KB slot plus an odd tail, and enough to cycle the slots
+ * many times.
+ */
+const SIZES = [1, 2, 47, 49, 65_536 + 7, 1_000_003];
 /** FASHION_MNIST_RING_TRANSPORT, and whether the inputs lie in shared buffers. */
 const TRANSPORTS = ['mapped', 'mapped in place', 'file', 'tcp', 'tcp-node'];
 

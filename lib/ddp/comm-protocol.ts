@@ -25,6 +25,7 @@ export function slotMessage(shared: CommShared): SlotMessage {
   return { ...shared, data: shared.bufferId < 0 ? shared.data : null };
 }
 
+import { alignedSharedFloats } from './aligned-memory';
 import { createSharedBuffer } from './shared-buffers';
 
 export enum CommState {
@@ -55,7 +56,7 @@ function sharedBufferOrNull(floats: number): { id: number; data: Float32Array } 
 
 /** A slot of `floats` floats: on a SharedArrayBuffer, or, with `inSharedBuffer`, in a new shared buffer where /dev/shm has room. */
 export function makeShared(floats: number, inSharedBuffer = false): CommShared {
-  const buffer = (inSharedBuffer ? sharedBufferOrNull(floats) : null) ?? { id: -1, data: new Float32Array(new SharedArrayBuffer(floats * 4)) };
+  const buffer = (inSharedBuffer ? sharedBufferOrNull(floats) : null) ?? { id: -1, data: alignedSharedFloats(floats) };
   return {
     control: new Int32Array(new SharedArrayBuffer(8)),
     error: new Uint8Array(new SharedArrayBuffer(4096)),

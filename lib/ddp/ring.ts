@@ -1,4 +1,7 @@
+import { CACHE_LINE_BYTES } from './aligned-memory';
 import type { Link } from './links';
+
+const ALIGN_FLOATS = CACHE_LINE_BYTES / 4;
 
 /**
  * Ring all-reduce (Patarasuk & Yuan 2009; Baidu's allreduce; NCCL's ring):
@@ -18,12 +21,18 @@ export class Ring {
     private readonly link: Link,
   ) {}
 
+  /**
+   * Chunk `chunk`'s floats: whole cache lines (ALIGN_FLOATS) each, where every chunk gets one,
+   * so that a chunk of a buffer that starts a cache line starts one too (aligned-memory.ts).
+   */
   private bounds(chunk: number, length: number): [number, number] {
     const c = ((chunk % this.size) + this.size) % this.size;
-    const base = Math.floor(length / this.size);
-    const extra = length % this.size;
-    const start = c * base + Math.min(c, extra);
-    return [start, start + base + (c < extra ? 1 : 0)];
+    const unit = length >= ALIGN_FLOATS * this.size ? ALIGN_FLOATS : 1;
+    const units = Math.ceil(length / unit);
+    const base = Math.floor(units / this.size);
+    const extra = units % this.size;
+    const start = (c * base + Math.min(c, extra)) * unit;
+    return [start, Math.min(length, start + (base + (c < extra ? 1 : 0)) * unit)];
   }
 
   private exchange(data: Float32Array, sendChunk: number, recvChunk: number, reduce: boolean): Promise<void> {
