@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { it } from 'node:test';
-import { addInto, landingArea, simdAvailable } from '../lib/ddp/simd-add';
+import { Worker } from 'node:worker_threads';
+import { addressOf } from '../lib/ddp/aligned-memory';
+import { addableFloats, addInto, landingArea, simdAvailable } from '../lib/ddp/simd-add';
 
 const seeded = (n: number, seed: number) => {
   let s = seed >>> 0;
@@ -50,6 +52,38 @@ it('adds from views of its landing area in place, at offsets that are not 16-byt
     assert.deepEqual(new Uint32Array(target.buffer), new Uint32Array(expected.buffer), `${n} floats at byte ${offset}`);
     assert.deepEqual(source, before, 'the landing area was changed');
   }
+});
+
+it('adds in place inside an addable memory, from its own landing area, with the same sums', () => {
+  const made = addableFloats(200_003);
+  assert.ok(made != null);
+  const { data } = made;
+  assert.equal(addressOf(data)! % 4096, 64, 'the floats start a cache line past a page');
+  const own = landingArea(data)!;
+  assert.equal(own.buffer, data.buffer, 'the landing area lies in the floats\' memory');
+  assert.notEqual(own.buffer, landingArea()!.buffer);
+  data.set(seeded(data.length, 21));
+  for (const [at, offset, n] of [[0, 0, 65_536], [17, 4, 65_535], [199_000, 20, 1_003]]) {
+    const source = new Float32Array(own.buffer, own.byteOffset + offset, n);
+    source.set(seeded(n, at + 5));
+    const target = data.subarray(at, at + n);
+    const expected = Float32Array.from(target, (v, i) => v + source[i]);
+    addInto(target, source);
+    assert.deepEqual(new Uint32Array(target.slice().buffer), new Uint32Array(expected.buffer), `${n} floats at float ${at}`);
+  }
+});
+
+it('adds in place in another thread, on an addable memory posted to it', async () => {
+  const made = addableFloats(100_000)!;
+  const { memory, data } = made;
+  data.fill(1.5);
+  const module = path.join(__dirname, '..', 'lib', 'ddp', 'simd-add.js');
+  const script = `const { workerData: { memory, data } } = require('node:worker_threads'); const m = require(${JSON.stringify(module)});
+    const here = m.adoptAddable(memory, data); const landing = m.landingArea(here);
+    const source = new Float32Array(landing.buffer, landing.byteOffset, 50_000).fill(0.25);
+    m.addInto(here.subarray(10_000, 60_000), source);`;
+  await new Promise((resolve, reject) => new Worker(script, { eval: true, workerData: { memory, data } }).on('exit', resolve).on('error', reject));
+  assert.deepEqual([data[9_999], data[10_000], data[59_999], data[60_000]], [1.5, 1.75, 1.75, 1.5]);
 });
 
 it('refuses arrays of different lengths', () => {

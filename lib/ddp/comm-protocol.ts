@@ -7,10 +7,16 @@ export interface CommShared {
   /** [0]: state (CommState); [1]: error length. */
   control: Int32Array;
   error: Uint8Array;
-  /** On a SharedArrayBuffer, or in a shared buffer (shared-buffers.ts) that the next rank reads in place. */
+  /**
+   * In a shared buffer (shared-buffers.ts) that the next rank reads in place; else in an addable
+   * memory (simd-add.ts), where the ring adds what arrives over TCP in place; else on a
+   * SharedArrayBuffer, from a cache line (aligned-memory.ts).
+   */
   data: Float32Array;
   /** The shared buffer's number when `data` lies in one, else -1. */
   bufferId: number;
+  /** The addable memory `data` lies in, if it does. */
+  memory: WasmMemory | null;
   /** When the thread started and finished this slot's last collective: ms since performance.timeOrigin of the training thread. */
   times: Float64Array;
 }
@@ -27,6 +33,7 @@ export function slotMessage(shared: CommShared): SlotMessage {
 
 import { alignedSharedFloats } from './aligned-memory';
 import { createSharedBuffer } from './shared-buffers';
+import { addableFloats, type WasmMemory } from './simd-add';
 
 export enum CommState {
   Pending = 0,
@@ -54,14 +61,16 @@ function sharedBufferOrNull(floats: number): { id: number; data: Float32Array } 
   }
 }
 
-/** A slot of `floats` floats: on a SharedArrayBuffer, or, with `inSharedBuffer`, in a new shared buffer where /dev/shm has room. */
+/** A slot of `floats` floats: with `inSharedBuffer`, in a new shared buffer where /dev/shm has room; else in an addable memory, or on a SharedArrayBuffer. */
 export function makeShared(floats: number, inSharedBuffer = false): CommShared {
-  const buffer = (inSharedBuffer ? sharedBufferOrNull(floats) : null) ?? { id: -1, data: alignedSharedFloats(floats) };
+  const inFile = inSharedBuffer ? sharedBufferOrNull(floats) : null;
+  const addable = inFile == null ? addableFloats(floats) : null;
   return {
     control: new Int32Array(new SharedArrayBuffer(8)),
     error: new Uint8Array(new SharedArrayBuffer(4096)),
-    data: buffer.data,
-    bufferId: buffer.id,
+    data: inFile?.data ?? addable?.data ?? alignedSharedFloats(floats),
+    bufferId: inFile?.id ?? -1,
+    memory: addable?.memory ?? null,
     times: new Float64Array(new SharedArrayBuffer(16)),
   };
 }

@@ -13,6 +13,7 @@ import { connectRing } from './ring-setup';
 import type { World } from './world';
 import { CommState, type CommCommand, type CommShared, type SlotMessage, writeError } from './comm-protocol';
 import { openSharedBuffer } from './shared-buffers';
+import { adoptAddable } from './simd-add';
 import { Mpi, type MpiRequest } from './mpi';
 
 interface Init {
@@ -28,9 +29,10 @@ interface Init {
   backend: 'ring' | 'mpi';
 }
 
-/** The slot a message describes, its shared buffer (if it lies in one) mapped here. */
+/** The slot a message describes, its shared buffer (if it lies in one) mapped here, its addable memory (if it lies in one) adopted. */
 function slotFromMessage(message: SlotMessage): CommShared {
-  return { ...message, data: message.data ?? openSharedBuffer(process.pid, message.bufferId) };
+  if (message.data == null) return { ...message, data: openSharedBuffer(process.pid, message.bufferId) };
+  return { ...message, data: message.memory == null ? message.data : adoptAddable(message.memory, message.data) };
 }
 
 interface Channel {
@@ -172,7 +174,7 @@ function main(): void {
   // performance.now() here counts from this thread's start: times are given on the training thread's clock.
   const clockOffset = performance.timeOrigin - init.timeOrigin;
   const channel: Channel = {
-    slots: new Map<number, CommShared>([[0, init.shared]]),
+    slots: new Map<number, CommShared>([[0, slotFromMessage(init.shared)]]),
     now: () => performance.now() + clockOffset,
     signal: (shared, state) => {
       Atomics.store(shared.control, 0, state);

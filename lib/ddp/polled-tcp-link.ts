@@ -88,7 +88,7 @@ const fdOf = (socket: Socket): number => (socket as unknown as { _handle?: { fd?
 
 export class PolledTcpLink implements Link {
   readonly description = 'TCP through the thread\'s own system calls';
-  /** In the add kernel's own memory where it runs there, so that the add reads it in place. */
+  /** In the add kernel's memory where it runs there, so that the add reads it in place. */
   private readonly scratch = landingArea() ?? new Uint8Array(SCRATCH_BYTES);
   private readonly nextFd: number;
   private readonly prevFd: number;
@@ -117,7 +117,8 @@ export class PolledTcpLink implements Link {
 
   async exchange(outgoing: Float32Array, incoming: Float32Array, reduce: boolean): Promise<void> {
     const out = bytesOf(outgoing);
-    const arrival = new Arrival(incoming, reduce ? this.scratch : null);
+    // A chunk of an addable memory (the slots) has a landing area of its own: added there in place.
+    const arrival = new Arrival(incoming, reduce ? landingArea(incoming) ?? this.scratch : null);
     this.early = arrival.take(this.early);
     let sent = 0;
     let idleSince = 0;

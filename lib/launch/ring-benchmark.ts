@@ -2,9 +2,8 @@ import { fork, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import { compiledEntry, freePort } from './launch';
 import { type Communicator, openCommunicator } from '../ddp/communicator';
+import { makeShared } from '../ddp/comm-protocol';
 import { connectRing } from '../ddp/ring-setup';
-import { alignedSharedFloats } from '../ddp/aligned-memory';
-import { createSharedBuffer } from '../ddp/shared-buffers';
 import { Mpi } from '../ddp/mpi';
 import { type World, worldFromEnv } from '../ddp/world';
 
@@ -60,7 +59,7 @@ async function ringMedians(plan: BenchmarkPlan, world: World): Promise<number[]>
   for (const size of plan.sizes) {
     // As the communicator places its slots: in shared buffers, which the next rank reads in place, where the link can.
     const inPlace = ring.readsSharedBuffers && plan.copied !== true;
-    const data = (inPlace ? createSharedBuffer(size.floats).data : alignedSharedFloats(size.floats)).fill(world.rank + 1);
+    const data = makeShared(size.floats, inPlace).data.fill(world.rank + 1);
     for (let i = 0; i < WARMUP; i++) await ring.allReduce(data);
     const times: number[] = [];
     for (let i = 0; i < repeatsFor(plan, size); i++) {

@@ -216,8 +216,14 @@ function section(id: number, items: number[][], out: number[]): void {
   append(out, body);
 }
 
-/** A module that imports env.memory and exports each function under its name. */
-export function encodeModule(functions: FunctionBuilder[]): Uint8Array {
+/** WebAssembly's most pages for a 32-bit memory (4 GB). */
+const MAX_PAGES = 65_536;
+
+/**
+ * A module that imports env.memory and exports each function under its name; with
+ * `sharedMemory`, the memory it imports is a shared one (WebAssembly threads), of any size.
+ */
+export function encodeModule(functions: FunctionBuilder[], sharedMemory = false): Uint8Array {
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   section(1, functions.map((f) => {
     const t = [0x60];
@@ -230,7 +236,9 @@ export function encodeModule(functions: FunctionBuilder[]): Uint8Array {
   const memoryImport: number[] = [];
   encodeName('env', memoryImport);
   encodeName('memory', memoryImport);
-  memoryImport.push(0x02, 0x00, 0x00);
+  // Limits: flag 0 (a minimum only) or 3 (shared, with a maximum), then the minimum (and maximum) in pages.
+  memoryImport.push(0x02, sharedMemory ? 0x03 : 0x00, 0x00);
+  if (sharedMemory) unsignedLeb(MAX_PAGES, memoryImport);
   section(2, [memoryImport], out);
   section(3, functions.map((_, i) => { const t: number[] = []; unsignedLeb(i, t); return t; }), out);
   section(7, functions.map((f, i) => {
