@@ -7,7 +7,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 extern char ompi_mpi_comm_world[], ompi_mpi_float[], ompi_mpi_op_sum[];
 int MPI_Init(int *argc, char ***argv);
@@ -17,16 +16,7 @@ int MPI_Barrier(void *comm);
 int MPI_Finalize(void);
 #define IN_PLACE ((void *) 1)
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int by_value(const void *a, const void *b) {
-  double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
+#include "timing.h"
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
