@@ -3,6 +3,8 @@
  * into a destination 4-32 bytes into a cache line ran at half speed on this project's VMs.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { addressOf, alignedSharedFloats, CACHE_LINE_BYTES } from '../lib/ddp/aligned-memory';
 import type { Link } from '../lib/ddp/links';
@@ -27,6 +29,20 @@ describe('cache-line-aligned ring buffers', () => {
       assert.ok(data.buffer instanceof SharedArrayBuffer);
       assert.equal(data.length, floats);
       assert.equal(addressOf(data)! % CACHE_LINE_BYTES, 0, `${floats} floats`);
+    }
+  });
+
+  it('a slot lies in an addable memory, and on an aligned SharedArrayBuffer where the address space is limited (ulimit -v)', () => {
+    const lib = path.join(__dirname, '..', 'lib', 'ddp');
+    const script = `const { makeShared } = require(${JSON.stringify(path.join(lib, 'comm-protocol.js'))});
+      const { addressOf } = require(${JSON.stringify(path.join(lib, 'aligned-memory.js'))});
+      const slot = makeShared(100_000); slot.data.fill(2);
+      process.stdout.write(JSON.stringify([slot.memory != null, addressOf(slot.data) % 64, slot.data.length, slot.data[99_999]]));`;
+    // A shared WebAssembly memory reserves about 10 GB of addresses; 6 GB leave room for Node, not for it.
+    for (const [limit, addable] of [['unlimited', true], ['6000000', false]] as const) {
+      const run = spawnSync('bash', ['-c', `ulimit -v ${limit} && exec "$0" -e "$1"`, process.execPath, script], { encoding: 'utf8' });
+      assert.equal(run.status, 0, run.stderr);
+      assert.deepEqual(JSON.parse(run.stdout), [addable, 0, 100_000, 2], `ulimit -v ${limit}`);
     }
   });
 
