@@ -1,10 +1,10 @@
 /**
  * Float buffers on a SharedArrayBuffer whose first float starts a cache line (64 bytes): the
- * ring's slots where no addable memory (simd-add.ts) can be had. The kernel's receive copy (copy_to_user) runs at half speed or less on this project's AMD EPYC
- * VMs when the destination starts 4 to 32 bytes into a cache line, and V8 places a large
- * SharedArrayBuffer 16 bytes into a page (past malloc's header): so a ring chunk received over
- * TCP into a plain SharedArrayBuffer took twice as long as into an aligned one
- * (bench/reference/link_exchange.cjs with OFFSET=16 against OFFSET=0).
+ * ring's slots where no addable memory (simd-add.ts) can be had. The kernel's receive copy
+ * (copy_to_user) ran at half speed on this project's AMD EPYC VMs when the destination started
+ * 4 to 32 bytes into a cache line, and V8 places a large SharedArrayBuffer 16 bytes into a page
+ * (past malloc's header): a ring chunk received over TCP into a plain SharedArrayBuffer took
+ * twice as long as into an aligned one (bench/reference/link_exchange.cjs, OFFSET=16 against 0).
  */
 import { libcLoader } from './libc';
 

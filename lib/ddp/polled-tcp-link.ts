@@ -88,8 +88,8 @@ const fdOf = (socket: Socket): number => (socket as unknown as { _handle?: { fd?
 
 export class PolledTcpLink implements Link {
   readonly description = 'TCP through the thread\'s own system calls';
-  /** In the add kernel's memory where it runs there, so that the add reads it in place. */
-  private readonly scratch = landingArea() ?? new Uint8Array(SCRATCH_BYTES);
+  /** Where a chunk to add arrives without WebAssembly SIMD; with it, landingArea says where. */
+  private readonly scratch = new Uint8Array(SCRATCH_BYTES);
   private readonly nextFd: number;
   private readonly prevFd: number;
   /** Bytes that Node read from the previous rank before this link took its socket over. */
@@ -117,7 +117,8 @@ export class PolledTcpLink implements Link {
 
   async exchange(outgoing: Float32Array, incoming: Float32Array, reduce: boolean): Promise<void> {
     const out = bytesOf(outgoing);
-    // A chunk of an addable memory (the slots) has a landing area of its own: added there in place.
+    // In the add kernel's memory, so that the add reads it in place; a chunk of an addable memory
+    // (the slots) has a landing area of its own, where the chunk itself is added in place too.
     const arrival = new Arrival(incoming, reduce ? landingArea(incoming) ?? this.scratch : null);
     this.early = arrival.take(this.early);
     let sent = 0;
