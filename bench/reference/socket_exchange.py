@@ -1,7 +1,7 @@
 """What loopback TCP itself gives two pinned processes: each sends N bytes to the other while it
 receives N from it, with non-blocking send and recv in one loop (no poll: it retries at once), as
 one step of a 2-rank ring does. Prints the median milliseconds of 12 exchanges. Both buffers
-start cache lines, as the ring's chunks do (a bytearray's bytes start 16 or 32 bytes into one,
+start cache lines, as the ring's chunks do (a large bytearray's bytes start 16 bytes into one,
 where the kernel's receive copy ran at half speed on the project's AMD VMs), and the send buffer
 starts 64 bytes into a page: on this one socket both ways, sends from a page-aligned buffer ran at
 half speed there too (the ring's two connections did not show it).
