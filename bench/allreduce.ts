@@ -11,8 +11,8 @@
  *
  * With --compare, side by side for 4 bytes to 68 MB between 2 processes on this machine, each
  * bound to a core. Shared memory: the ring alone on its thread, through the communication thread,
- * and through its file fallback; Open MPI's MPI_Allreduce called from C, through the koffi
- * binding, and through --dist-backend mpi's communication thread. TCP: the ring, PyTorch's
+ * and through its file fallback; Open MPI's MPI_Allreduce timed in C and through the koffi binding
+ * (in one process, alternating on one buffer), and through --dist-backend mpi's communication thread. TCP: the ring, PyTorch's
  * torch.distributed with gloo (Debian's torch has no MPI backend) and Open MPI's tcp transport
  * over loopback; the ring and gloo between two network namespaces joined by a veth pair (needs
  * root: scripts/two-nodes.sh). Then the ratios the targets name: the ring against the fastest,
@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../lib/launch/launch';
-import { fitRingCostModel, type MeasureOptions, measureAllReduce, type RingSize } from '../lib/launch/ring-benchmark';
+import { fitRingCostModel, type MeasureOptions, measureAllReduce, type PairedTimings, type RingSize } from '../lib/launch/ring-benchmark';
 import { MODELS } from '../lib/models';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -42,31 +42,31 @@ interface Column {
   /** What it is, for the legend under the table. */
   about: string;
   ms: (number | null)[];
+  /** The binding's column: per size, the median of koffi / C over call pairs in one process. */
+  pairedRatio?: (number | null)[];
 }
 
 const none = () => COMPARE_FLOATS.map(() => null);
 
-/** Medians (ms) per size from one rank-0 JSON line of an mpirun job; null when it could not run. */
-function mpiJob(command: string[], env: NodeJS.ProcessEnv = {}, mca: string[] = []): number[] | null {
+/** Rank 0's last JSON line of an mpirun job; null when it could not run. */
+function mpiJob<T>(command: string[], env: NodeJS.ProcessEnv = {}, mca: string[] = []): T | null {
   const run = spawnSync('mpirun', [...MPIRUN, ...mca, ...command], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 600_000 });
   if (run.status !== 0) {
-    console.log(`  (${path.basename(command[0])} under mpirun failed: ${(run.stderr || run.stdout).trim().split('\n').slice(-2).join(' | ')})`);
+    console.log(`  (${path.basename(command.at(-2) ?? command[0])} under mpirun failed: ${(run.stderr || run.stdout).trim().split('\n').slice(-2).join(' | ')})`);
     return null;
   }
   const line = run.stdout.trim().split('\n').filter((l) => l.startsWith('[') || l.startsWith('{')).at(-1) ?? 'null';
-  const parsed = JSON.parse(line) as number[] | Record<string, number> | null;
-  if (parsed == null || Array.isArray(parsed)) return parsed;
-  return COMPARE_FLOATS.map((f) => parsed[String(f)]);
+  return JSON.parse(line) as T | null;
 }
 
-/** The C baseline, built with gcc against Debian's libmpi.so.40; null when it cannot be built. */
-function buildMpiC(): string | null {
-  const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-mpi-c-')), 'mpi_allreduce');
+/** MPI_Allreduce timed from C inside the benchmark rank, built with gcc against Debian's libmpi.so.40; null when it cannot be built. */
+function buildTimedC(): string | null {
+  const library = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-mpi-c-')), 'mpi_allreduce_timed.so');
   try {
-    execFileSync('gcc', ['-O2', '-o', binary, path.join(ROOT, 'bench', 'reference', 'mpi_allreduce.c'), '/usr/lib/x86_64-linux-gnu/libmpi.so.40']);
-    return binary;
+    execFileSync('gcc', ['-O2', '-shared', '-fPIC', '-o', library, path.join(ROOT, 'bench', 'reference', 'mpi_allreduce_timed.c'), '/usr/lib/x86_64-linux-gnu/libmpi.so.40']);
+    return library;
   } catch (e) {
-    console.log(`  (the C baseline could not be built: ${(e as Error).message.split('\n')[0]})`);
+    console.log(`  (the C reference could not be built: ${(e as Error).message.split('\n')[0]}; the MPI C and koffi columns are left out)`);
     return null;
   }
 }
@@ -113,16 +113,22 @@ const cell = (v: number | null | undefined) => (v == null ? '-' : v < 1 ? v.toFi
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || !(b > 0) ? '-' : (a / b).toFixed(2));
 
 /** One table: a row per size, a column per run, then the ratios (each a name and a function of the row). */
-function printTable(title: string, columns: Column[], ratios: [string, (row: (number | null)[]) => string][]): void {
+function printTable(title: string, columns: Column[], ratios: [string, (row: (number | null)[], size: number) => string][]): void {
   const width = Math.max(12, ...columns.map((c) => c.name.length + 2), ...ratios.map(([name]) => name.length + 2));
   console.log(`\n${title}`);
   console.log(`${'bytes'.padStart(10)}${columns.map((c) => c.name.padStart(width)).join('')}${ratios.map(([name]) => name.padStart(width)).join('')}`);
   COMPARE_FLOATS.forEach((floats, i) => {
     const row = columns.map((c) => c.ms[i]);
-    console.log(`${String(floats * 4).padStart(10)}${row.map((v) => cell(v).padStart(width)).join('')}${ratios.map(([, f]) => f(row).padStart(width)).join('')}`);
+    console.log(`${String(floats * 4).padStart(10)}${row.map((v) => cell(v).padStart(width)).join('')}${ratios.map(([, f]) => f(row, i).padStart(width)).join('')}`);
   });
   for (const c of columns) console.log(`  ${c.name}: ${c.about}`);
 }
+
+/** The median of the known values (the lower middle of an even count). */
+const middle = (values: (number | null)[]) => {
+  const known = values.filter((v): v is number => v != null).sort((a, b) => a - b);
+  return known.length > 0 ? known[Math.floor((known.length - 1) / 2)] : null;
+};
 
 const fastest = (values: (number | null)[]) => {
   const known = values.filter((v): v is number => v != null);
@@ -136,26 +142,30 @@ async function compare(repeats: number, rounds: number, tables: string[]): Promi
   const entry = path.join(ROOT, 'dist', 'lib', 'launch', 'ring-benchmark.js');
   const hasMpi = spawnSync('mpirun', ['--version']).status === 0;
   if (!hasMpi) console.log('  (no mpirun: the MPI columns are left out; Debian: openmpi-bin)');
-  const c = hasMpi ? buildMpiC() : null;
+  const c = hasMpi ? buildTimedC() : null;
+  const paired = (mca: string[] = []) => (c ? mpiJob<PairedTimings>([process.execPath, entry, '--mpi-benchmark-rank', 'paired'], { ...plan, FASHION_MNIST_MPI_TIMED_LIBRARY: c }, mca) : null);
   const stamp = `${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} cores, ${new Date().toISOString()}`;
 
   // Columns 0-3 are the ring's, 4-6 Open MPI's.
-  const shmColumns = async (): Promise<Column[]> => [
+  const shmColumns = async (): Promise<Column[]> => {
+    const cAndKoffi = paired();
+    return [
     { name: 'ring', about: 'the project\'s ring alone on its thread, through mapped shared memory (the default on one machine), reading the buffers in place', ms: await ms({ raw: true }) },
     { name: 'ring, copied', about: 'the same with each message copied into the channel first (buffers that are not shared buffers)', ms: await ms({ raw: true, copied: true }) },
     { name: 'ring, comm', about: 'the same through the communication thread, as training\'s blocking collectives call it (a thread hop, a copy in and out)', ms: await ms({}) },
     { name: 'ring, file', about: 'the ring through a file in /dev/shm read and written with system calls (the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'file' } }) },
-    { name: 'MPI C', about: 'Open MPI\'s MPI_Allreduce called from C, its default transports (shared memory)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)]) ?? none() : none() },
-    { name: 'MPI koffi', about: 'the same call through the koffi binding', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'binding'], plan) ?? none() : none() },
-    { name: 'MPI comm', about: '--dist-backend mpi\'s communicator: the same through the communication thread', ms: hasMpi ? mpiJob([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? none() : none() },
-  ];
+    { name: 'MPI C', about: 'Open MPI\'s MPI_Allreduce (its default transports: shared memory) timed in C, in the process of the next column, the two calls alternating on one buffer', ms: cAndKoffi?.c ?? none() },
+    { name: 'MPI koffi', about: 'the same call through the koffi binding, timed in JavaScript', ms: cAndKoffi?.koffi ?? none(), pairedRatio: cAndKoffi?.ratio ?? none() },
+    { name: 'MPI comm', about: '--dist-backend mpi\'s communicator: the same through the communication thread', ms: hasMpi ? mpiJob<number[]>([process.execPath, entry, '--mpi-benchmark-rank', 'communicator'], plan) ?? none() : none() },
+    ];
+  };
   // Columns 0-2 over loopback (the ring, gloo, Open MPI), 3 the ring through Node's sockets, 4-5 over veth.
   const tcpColumns = async (): Promise<Column[]> => {
     const loopbackGloo = await glooJob(repeats);
     const columns: Column[] = [
       { name: 'ring, lo', about: 'the project\'s ring over loopback TCP (FASHION_MNIST_RING_TRANSPORT=tcp), alone on its thread, moving the bytes with its own system calls', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp' } }) },
       { name: `gloo, lo`, about: `PyTorch ${loopbackGloo?.torch ?? ''} torch.distributed with gloo (TCP only) over loopback`, ms: loopbackGloo?.ms ?? none() },
-      { name: 'MPI C, tcp lo', about: 'Open MPI from C, restricted to its tcp transport over loopback (--mca pml ob1 --mca btl tcp,self)', ms: c ? mpiJob([c, String(repeats), ...COMPARE_FLOATS.map(String)], {}, MPI_TCP) ?? none() : none() },
+      { name: 'MPI C, tcp lo', about: 'Open MPI from C, restricted to its tcp transport over loopback (--mca pml ob1 --mca btl tcp,self)', ms: paired(MPI_TCP)?.c ?? none() },
       { name: 'ring, lo, Node', about: 'the same ring through Node\'s sockets and event loop (FASHION_MNIST_RING_TRANSPORT=tcp-node; the fallback without koffi)', ms: await ms({ raw: true, env: { FASHION_MNIST_RING_TRANSPORT: 'tcp-node' } }) },
     ];
     const veth = await withNamespaces(async () => {
@@ -180,8 +190,9 @@ async function compare(repeats: number, rounds: number, tables: string[]): Promi
   if (tables.includes('shm')) {
     printTable(`All-reduce of float32 sums between 2 processes on this machine, shared memory: ms, ${of}, every rank bound to its core (${stamp})`, best(measured.shm), [
       ['ring/fastest', (row) => ratio(row[0], fastest(row.slice(4)))],
-      ['koffi/C', (row) => ratio(row[5], row[4])],
+      ['koffi/C', (_, i) => middle(measured.shm.map((round) => round[5].pairedRatio?.[i] ?? null))?.toFixed(2) ?? '-'],
     ]);
+    console.log(`  ring/fastest: the ring against the fastest Open MPI column; koffi/C: per round the median over the call pairs of koffi / C, then the median of the ${rounds} rounds`);
   }
   if (tables.includes('tcp')) {
     printTable(`The same over TCP, ${of}: loopback, and between two network namespaces (Open MPI cannot start a rank in another namespace; its tcp transport runs over loopback)`, best(measured.tcp), [

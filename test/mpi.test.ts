@@ -71,6 +71,38 @@ describe('--dist-backend mpi under mpirun', { skip }, () => {
   });
 });
 
+const hasGcc = spawnSync('gcc', ['--version']).status === 0;
+
+describe('bench:allreduce --compare, the binding against C', { skip: skip || (hasGcc ? false : 'gcc is not installed (it builds the C reference)') }, () => {
+  it('one mpirun job times the same MPI_Allreduce in C and through koffi, alternating, and gives their paired ratio', () => {
+    const library = path.join(tmp, 'mpi_allreduce_timed.so');
+    const built = spawnSync('gcc', ['-O2', '-shared', '-fPIC', '-o', library, path.join(ROOT, 'bench', 'reference', 'mpi_allreduce_timed.c'), '/usr/lib/x86_64-linux-gnu/libmpi.so.40'], { encoding: 'utf8' });
+    assert.equal(built.status, 0, built.stderr);
+    const sizes = [{ name: '1', floats: 1 }, { name: '65536', floats: 65_536 }];
+    const run = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', '-x', 'FASHION_MNIST_RING_BENCH', '-x', 'FASHION_MNIST_MPI_TIMED_LIBRARY',
+      process.execPath, path.join(ROOT, 'dist', 'lib', 'launch', 'ring-benchmark.js'), '--mpi-benchmark-rank', 'paired'], {
+      encoding: 'utf8', timeout: 120_000,
+      env: { ...process.env, FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes, repeats: 6 }), FASHION_MNIST_MPI_TIMED_LIBRARY: library },
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const lines = run.stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+    assert.equal(lines.length, 1, `rank 0 alone prints its result: ${run.stdout}`);
+    const result = JSON.parse(lines[0]) as { c: number[]; koffi: number[]; ratio: number[] };
+    for (const key of ['c', 'koffi', 'ratio'] as const) {
+      assert.equal(result[key].length, sizes.length, key);
+      for (const v of result[key]) assert.ok(Number.isFinite(v) && v > 0, `${key}: ${result[key].join(', ')}`);
+    }
+  });
+
+  it('without the C reference it says what is missing', () => {
+    const run = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', process.execPath, path.join(ROOT, 'dist', 'lib', 'launch', 'ring-benchmark.js'), '--mpi-benchmark-rank', 'paired'], {
+      encoding: 'utf8', timeout: 120_000, env: { ...process.env, FASHION_MNIST_RING_BENCH: JSON.stringify({ sizes: [{ name: '1', floats: 1 }], repeats: 2 }) },
+    });
+    assert.notEqual(run.status, 0);
+    assert.match(run.stderr, /needs FASHION_MNIST_MPI_TIMED_LIBRARY/);
+  });
+});
+
 describe('--dist-backend mpi without MPI', () => {
   it('says what to install, before anything trains', async () => {
     const run = await runToEnd(process.execPath, [CLI, ...CNN, '--dist-backend', 'mpi', '--runs-dir', path.join(tmp, 'runs')], {

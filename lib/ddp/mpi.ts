@@ -60,7 +60,7 @@ export function checkMpiLoadable(): void {
 export class Mpi {
   readonly shape: MpiShape;
   readonly version: string;
-  private readonly fns: Record<'iallreduce' | 'allreduce' | 'test' | 'finalize' | 'abort' | 'errorString', Fn>;
+  private readonly fns: Record<'iallreduce' | 'allreduce' | 'barrier' | 'test' | 'finalize' | 'abort' | 'errorString', Fn>;
   private readonly handles: { world: unknown; float: unknown; sum: unknown; inPlace: unknown };
   private finalized = false;
 
@@ -75,6 +75,7 @@ export class Mpi {
     this.fns = {
       iallreduce: fn('int MPI_Iallreduce(const void *send, void *recv, int count, void *type, void *op, void *comm, _Out_ void **request)'),
       allreduce: fn('int MPI_Allreduce(const void *send, void *recv, int count, void *type, void *op, void *comm)'),
+      barrier: fn('int MPI_Barrier(void *comm)'),
       test: fn('int MPI_Test(_Inout_ void **request, _Out_ int *flag, void *status)'),
       finalize: fn('int MPI_Finalize()'),
       abort: fn('int MPI_Abort(void *comm, int code)'),
@@ -137,6 +138,11 @@ export class Mpi {
   /** A blocking MPI_Allreduce, for the benchmark. */
   allReduce(data: Float32Array): void {
     this.check(this.fns.allreduce(this.handles.inPlace, data, data.length, this.handles.float, this.handles.sum, this.handles.world), 'MPI_Allreduce');
+  }
+
+  /** MPI_Barrier, for the benchmark. */
+  barrier(): void {
+    this.check(this.fns.barrier(this.handles.world), 'MPI_Barrier');
   }
 
   /** Ends every rank of the job (mpirun stops them and names this one). */

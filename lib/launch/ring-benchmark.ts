@@ -92,20 +92,74 @@ async function runRank(raw: boolean): Promise<void> {
   process.send?.(result, () => process.exit(0));
 }
 
+/** Per size, the binding against C in one process: the medians of each and of their paired ratios. */
+export interface PairedTimings {
+  c: number[];
+  koffi: number[];
+  /** Median over the repeats of koffi / C, each pair two calls in a row on the same buffer. */
+  ratio: number[];
+}
+
 /**
- * Runs under mpirun: MPI_Allreduce called straight through the binding on this thread
- * (`binding`), or the communicator of --dist-backend mpi, through its communication thread.
- * Rank 0 prints the medians as one JSON line.
+ * MPI_Allreduce through the koffi binding against the same call timed in C (the shared library at
+ * FASHION_MNIST_MPI_TIMED_LIBRARY, bench/reference/mpi_allreduce_timed.c), alternating on the same
+ * buffer, each after an MPI_Barrier, which of the two goes first swapping every repeat.
+ */
+function pairedMedians(plan: BenchmarkPlan, mpi: Mpi): PairedTimings {
+  const library = process.env.FASHION_MNIST_MPI_TIMED_LIBRARY;
+  if (library == null) throw new Error('the paired MPI benchmark needs FASHION_MNIST_MPI_TIMED_LIBRARY (bench/allreduce.ts builds it)');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const koffi = require('koffi') as { load: (path: string) => { func: (signature: string) => (data: Float32Array, count: number) => number } };
+  const timedInC = koffi.load(library).func('double fmnist_timed_allreduce(void *data, int count)');
+  const inC = (data: Float32Array) => {
+    const ms = timedInC(data, data.length);
+    if (ms < 0) throw new Error('MPI_Allreduce failed in the C reference');
+    return ms;
+  };
+  const throughKoffi = (data: Float32Array) => {
+    mpi.barrier();
+    const t = performance.now();
+    mpi.allReduce(data);
+    return performance.now() - t;
+  };
+  const result: PairedTimings = { c: [], koffi: [], ratio: [] };
+  for (const size of plan.sizes) {
+    const data = new Float32Array(size.floats).fill(mpi.shape.rank + 1);
+    for (let i = 0; i < WARMUP; i++) {
+      inC(data);
+      throughKoffi(data);
+    }
+    const c: number[] = [];
+    const viaKoffi: number[] = [];
+    for (let i = 0; i < repeatsFor(plan, size); i++) {
+      if (i % 2 === 0) {
+        c.push(inC(data));
+        viaKoffi.push(throughKoffi(data));
+      } else {
+        viaKoffi.push(throughKoffi(data));
+        c.push(inC(data));
+      }
+    }
+    result.c.push(median(c));
+    result.koffi.push(median(viaKoffi));
+    result.ratio.push(median(viaKoffi.map((k, i) => k / c[i])));
+  }
+  return result;
+}
+
+/**
+ * Runs under mpirun: MPI_Allreduce through the binding on this thread against the same call timed
+ * in C (`paired`), or the communicator of --dist-backend mpi, through its communication thread.
+ * Rank 0 prints the result as one JSON line.
  */
 function runMpiRank(mode: string): void {
   const plan = planFromEnv();
-  let result: number[];
+  let result: number[] | PairedTimings;
   let rank: number;
-  if (mode === 'binding') {
+  if (mode === 'paired') {
     const mpi = new Mpi();
     rank = mpi.shape.rank;
-    const one = new Float32Array(1);
-    result = medians(plan, rank, (d) => mpi.allReduce(d), () => mpi.allReduce(one));
+    result = pairedMedians(plan, mpi);
     mpi.finalize();
   } else {
     const world = worldFromEnv();
