@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
-  DATA_PARALLEL_EFFICIENCY, VALIDATION_SPEED_UP, WARN_ABOVE_SECONDS, WORKER_START_SECONDS, estimateBundle, estimateLines, estimateRuns, formatDuration,
-  measureImagesPerSec, type PlannedRun, type Probe,
+  DATA_PARALLEL_EFFICIENCY, SMOKE_PROBE, VALIDATION_SPEED_UP, WARN_ABOVE_SECONDS, WORKER_START_SECONDS, estimateBundle, estimateLines, estimateRuns,
+  formatDuration, measureImagesPerSec, showEstimate, type PlannedRun, type Probe,
 } from '../lib/lessons/estimate';
-import type { ThroughputProbe } from '../lib/lessons/probe';
+import type { ProbeOptions, ThroughputProbe } from '../lib/lessons/probe';
 import { MIME } from '../lib/plot/types';
 
 /** A probe that reports `rate` images/s for every model, on wasm, and counts its calls. */
@@ -151,6 +151,30 @@ describe('the estimate display', () => {
   it('drops the early-stop caveat when no run can stop early', async () => {
     const estimate = await estimateRuns([{ label: 'x', settings: { ...small, targetAccuracy: 1 } }], { probe: fakeProbe(100), cores: 2 });
     assert.ok(!estimateLines(estimate).notes.some((n) => /upper bounds/.test(n)));
+  });
+});
+
+describe('showEstimate', () => {
+  it('probes briefly in the smoke setting, with the default budget otherwise, and with the options given in either', async () => {
+    const seen: (ProbeOptions | undefined)[] = [];
+    const inner = fakeProbe(100);
+    const probe: Probe = (model, batchSize, options) => {
+      seen.push(options);
+      return inner(model, batchSize, options);
+    };
+    const log = console.log;
+    console.log = () => {};
+    try {
+      await showEstimate([{ label: 'x', settings: small }], { probe, setting: 'smoke' });
+      await showEstimate([{ label: 'x', settings: small }], { probe, setting: 'quick' });
+      await showEstimate([{ label: 'x', settings: small }], { probe, setting: 'smoke', probeOptions: { budgetSeconds: 3 } });
+    } finally {
+      console.log = log;
+    }
+    assert.deepEqual(seen.map((o) => [o?.budgetSeconds, o?.maxSteps]), [
+      [SMOKE_PROBE.budgetSeconds, SMOKE_PROBE.maxSteps], [undefined, undefined], [3, undefined],
+    ]);
+    assert.ok((SMOKE_PROBE.budgetSeconds ?? Infinity) < 1);
   });
 });
 

@@ -189,7 +189,7 @@ function epochsRecorded(runDir: string): number {
 }
 
 describe('an experiment cell rerun after an interrupt', () => {
-  const settings: Partial<TrainConfig> = { ...tiny, trainSubset: 1024, epochs: 3, baseLr: 0.05, momentum: 0.9 };
+  const settings: Partial<TrainConfig> = { ...tiny, trainSubset: 512, epochs: 3, baseLr: 0.05, momentum: 0.9 };
   const lesson = 'resume-test';
 
   /**

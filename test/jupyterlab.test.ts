@@ -29,7 +29,7 @@ const STDERR = 'application/vnd.jupyter.stderr';
 const SETTINGS_00 = { index: 2, smoke: 'smoke: { trainSubset: 512, valSubset: 200, epochs: 1 },' };
 const SETTINGS_02 = {
   index: 1,
-  smoke: "smoke: { model: 'cnn' as const, batchSize: 32, baseLr: 0.01, trainSubset: 640, valSubset: 500, epochs: 1 },",
+  smoke: "smoke: { model: 'cnn' as const, batchSize: 32, baseLr: 0.01, trainSubset: 320, valSubset: 200, epochs: 1 },",
 };
 
 /** A lesson cell's source as committed. */

@@ -16,7 +16,7 @@ import {
   KERNEL_NAME, NOTEBOOKS_DIR, ROOT, assertPrerequisites, codeCells, lessonNotebooks, notebookProblems, plotOutputs,
   readNotebook, text,
 } from '../scripts/jupyter';
-import { UsageError, parseLessonArgs, runLesson } from '../scripts/lessons';
+import { UsageError, parseLessonArgs, runLesson, type LessonLog, type LessonResult } from '../scripts/lessons';
 import type * as TS from 'typescript';
 
 const RUNNER = path.join(ROOT, 'dist', 'scripts', 'lessons.js');
@@ -186,56 +186,69 @@ function writeCodeNotebook(file: string, sources: string[]): void {
   }));
 }
 
-describe('a bad setting in a lesson', () => {
-  const settingsCells: [string, string, RegExp][] = [
-    ['unknown-optimizer', "lessonConfig({ model: 'cnn', optimizer: 'adam' as any });",
-      /UsageError: optimizer \(--optimizer\) must be one of sgd, novograd, lamb, lars \(got 'adam'\)/],
-    ['too-many-devices', "await runExperiment('too many', { model: 'cnn', numGpus: 64, trainSubset: 256, epochs: 1 });",
-      /LaunchError: numGpus \(--num-gpus\) 64 asks for more devices than this machine has \(\d+ CPU cores\): lower numGpus \(--num-gpus\), or add oversubscribe \(--oversubscribe\)/],
-  ];
-  for (const [name, source, message] of settingsCells) {
-    it(`prints its error in the cell (${name}), and nothing trains`, async () => {
-      assertPrerequisites();
+/**
+ * The small notebooks below, each mostly a kernel's start-up: written and started together the
+ * first time a test awaits one (after the smoke run), so that their start-ups share the cores.
+ */
+const settingsCells: { name: string; source: string; message: RegExp }[] = [
+  { name: 'unknown-optimizer', source: "lessonConfig({ model: 'cnn', optimizer: 'adam' as any });",
+    message: /UsageError: optimizer \(--optimizer\) must be one of sgd, novograd, lamb, lars \(got 'adam'\)/ },
+  { name: 'too-many-devices', source: "await runExperiment('too many', { model: 'cnn', numGpus: 64, trainSubset: 256, epochs: 1 });",
+    message: /LaunchError: numGpus \(--num-gpus\) 64 asks for more devices than this machine has \(\d+ CPU cores\): lower numGpus \(--num-gpus\), or add oversubscribe \(--oversubscribe\)/ },
+];
+const QUIET: LessonLog = { out: () => {}, err: () => {} };
+interface SmallRun { dir: string; file: string; outDir: string; result: LessonResult }
+let smallRuns: Map<string, Promise<SmallRun>> | null = null;
+const smallDirs: string[] = [];
+after(() => { for (const dir of smallDirs) fs.rmSync(dir, { recursive: true, force: true }); });
+
+function smallRun(name: string): Promise<SmallRun> {
+  if (smallRuns == null) {
+    assertPrerequisites();
+    const start = (name: string, sources: string[], parent: string, linkLib: boolean): [string, Promise<SmallRun>] => {
+      const dir = fs.mkdtempSync(path.join(parent, linkLib ? '.settings-test-' : 'fmnist-small-'));
+      smallDirs.push(dir);
+      if (linkLib) fs.symlinkSync(path.join(ROOT, 'dist', 'lib'), path.join(dir, 'lib'));
+      const file = path.join(dir, `${name}.ipynb`);
+      writeCodeNotebook(file, sources);
+      const outDir = path.join(dir, 'out');
+      fs.mkdirSync(outDir);
+      const run = runLesson(file, { setting: 'smoke', only: [], outDir }, QUIET).then((result) => ({ dir, file, outDir, result }));
+      run.catch(() => {}); // reported by the test that awaits it
+      return [name, run];
+    };
+    smallRuns = new Map([
       // Inside the project, where the notebook's imports find node_modules.
-      const dir = fs.mkdtempSync(path.join(NOTEBOOKS_DIR, '.settings-test-'));
-      try {
-        fs.symlinkSync(path.join(ROOT, 'dist', 'lib'), path.join(dir, 'lib'));
-        const file = path.join(dir, `${name}.ipynb`);
-        writeCodeNotebook(file, ["import { lessonConfig, runExperiment } from './lib/lessons/experiment';", source]);
-        const outDir = path.join(dir, 'out');
-        fs.mkdirSync(outDir);
-        const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
-        assert.equal(result.ok, false);
-        const partial = readNotebook(result.executed);
-        const shown = (partial.cells[1].outputs ?? []).map((o) => text(o.text ?? (o.data?.['text/plain'] as string | string[] | undefined))).join('\n');
-        assert.match(shown, message);
-        assert.ok(!fs.existsSync(path.join(dir, 'runs')), 'a run was started');
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
+      ...settingsCells.map(({ name, source }) => start(name, ["import { lessonConfig, runExperiment } from './lib/lessons/experiment';", source], NOTEBOOKS_DIR, true)),
+      start('burst', ['for (let i = 0; i < 10000; i++) console.log(`line ${i}`);', "console.log('next cell');"], os.tmpdir(), false),
+      start('failing', ["console.log('before');", "throw new Error('lesson-' + 'failure-probe');", "console.log('after');"], os.tmpdir(), false),
+    ]);
+  }
+  return smallRuns.get(name) as Promise<SmallRun>;
+}
+
+describe('a bad setting in a lesson', () => {
+  for (const { name, message } of settingsCells) {
+    it(`prints its error in the cell (${name}), and nothing trains`, async () => {
+      const { dir, result } = await smallRun(name);
+      assert.equal(result.ok, false);
+      const partial = readNotebook(result.executed);
+      const shown = (partial.cells[1].outputs ?? []).map((o) => text(o.text ?? (o.data?.['text/plain'] as string | string[] | undefined))).join('\n');
+      assert.match(shown, message);
+      assert.ok(!fs.existsSync(path.join(dir, 'runs')), 'a run was started');
     });
   }
 });
 
 describe('the kernel', () => {
   it('delivers every line of a cell that prints 10,000 (tslab alone lost all after about 500, its publisher dropped past 1,000)', async () => {
-    assertPrerequisites();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-burst-'));
-    try {
-      const file = path.join(dir, 'burst.ipynb');
-      writeCodeNotebook(file, ['for (let i = 0; i < 10000; i++) console.log(`line ${i}`);', "console.log('next cell');"]);
-      const outDir = path.join(dir, 'out');
-      fs.mkdirSync(outDir);
-      const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
-      assert.equal(result.ok, true, result.problems.join('\n'));
-      const done = readNotebook(result.executed);
-      const lines = text((done.cells[0].outputs ?? []).map((o) => text(o.text)).join('')).trim().split('\n');
-      assert.equal(lines.length, 10000);
-      assert.equal(lines[9999], 'line 9999');
-      assert.match(text(done.cells[1].outputs?.[0]?.text), /next cell/);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { result } = await smallRun('burst');
+    assert.equal(result.ok, true, result.problems.join('\n'));
+    const done = readNotebook(result.executed);
+    const lines = text((done.cells[0].outputs ?? []).map((o) => text(o.text)).join('')).trim().split('\n');
+    assert.equal(lines.length, 10000);
+    assert.equal(lines[9999], 'line 9999');
+    assert.match(text(done.cells[1].outputs?.[0]?.text), /next cell/);
   });
 });
 
@@ -250,26 +263,16 @@ describe('the lessons runner', () => {
   });
 
   it('names the notebook and the cell that failed, and does not run the cells after it', async () => {
-    assertPrerequisites();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-failing-'));
-    try {
-      const file = path.join(dir, 'failing.ipynb');
-      writeCodeNotebook(file, ["console.log('before');", "throw new Error('lesson-' + 'failure-probe');", "console.log('after');"]);
-      const outDir = path.join(dir, 'out');
-      fs.mkdirSync(outDir);
-      const result = await runLesson(file, { setting: 'smoke', only: [], outDir });
-      assert.equal(result.ok, false);
-      const problems = result.problems.join('\n');
-      assert.match(problems, /executing the notebook failed/);
-      assert.match(problems, /cell 1 .*lesson-failure-probe/s);
-      assert.equal(result.executed, path.join(outDir, 'failing.failed.ipynb'));
-      const partial = readNotebook(result.executed);
-      assert.match(text(partial.cells[0].outputs?.[0]?.text), /before/);
-      assert.equal((partial.cells[2].outputs ?? []).length, 0, 'a cell after the failure ran');
-      assert.ok(!fs.existsSync(path.join(outDir, 'failing.html')), 'a failed notebook got a report');
-      assert.ok(fs.existsSync(file), 'the notebook itself is untouched');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { file, outDir, result } = await smallRun('failing');
+    assert.equal(result.ok, false);
+    const problems = result.problems.join('\n');
+    assert.match(problems, /executing the notebook failed/);
+    assert.match(problems, /cell 1 .*lesson-failure-probe/s);
+    assert.equal(result.executed, path.join(outDir, 'failing.failed.ipynb'));
+    const partial = readNotebook(result.executed);
+    assert.match(text(partial.cells[0].outputs?.[0]?.text), /before/);
+    assert.equal((partial.cells[2].outputs ?? []).length, 0, 'a cell after the failure ran');
+    assert.ok(!fs.existsSync(path.join(outDir, 'failing.html')), 'a failed notebook got a report');
+    assert.ok(fs.existsSync(file), 'the notebook itself is untouched');
   });
 });

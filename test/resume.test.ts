@@ -145,7 +145,7 @@ async function signalAfterEpoch1(args: string[], signal: NodeJS.Signals, env: No
 }
 
 describe('end.json when a run is stopped', () => {
-  const longRun = [...CNN, '--train-subset', '4096', '--epochs', '20'];
+  const longRun = [...CNN, '--train-subset', '2048', '--epochs', '20'];
 
   it('Ctrl-C of a one-process run: the step ends, end.json says interrupted, exit code 130, and --resume continues it', async () => {
     const runsDir = folder('runs');

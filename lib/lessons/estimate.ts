@@ -22,6 +22,11 @@ export const DATA_PARALLEL_EFFICIENCY = 0.9;
 export const WORKER_START_SECONDS = 3;
 /** Above this total the estimate warns that the job is GPU-sized. */
 export const WARN_ABOVE_SECONDS = 30 * 60;
+/**
+ * The smoke setting's probes: a few steps each. Its runs are too short for an estimate to mean
+ * much (start-up dominates them); the test suite runs every lesson in it.
+ */
+export const SMOKE_PROBE: ProbeOptions = { budgetSeconds: 0.25, maxSteps: 5 };
 /** The course's wideresnet on one H100, images trained per second. */
 const H100_IMAGES_PER_SEC = 8_000;
 
@@ -191,5 +196,6 @@ export function estimateBundle(estimate: Estimate, setting?: LessonSetting): Mim
  * take before they start. Returns nothing, so the cell prints nothing more.
  */
 export async function showEstimate(runs: PlannedRun[], options: EstimateOptions & { setting?: LessonSetting } = {}): Promise<void> {
-  show(estimateBundle(await estimateRuns(runs, options), options.setting));
+  const probeOptions = options.probeOptions ?? (options.setting === 'smoke' ? SMOKE_PROBE : undefined);
+  show(estimateBundle(await estimateRuns(runs, { ...options, probeOptions }), options.setting));
 }
