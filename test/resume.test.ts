@@ -14,7 +14,7 @@ const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-resume-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const CNN = ['--model', 'cnn', '--train-subset', '1024', '--val-subset', '300', '--batch-size', '32', '--base-lr', '0.05', '--momentum', '0.9', '--no-progress'];
+const CNN = ['--model', 'cnn', '--train-subset', '512', '--val-subset', '200', '--batch-size', '32', '--base-lr', '0.05', '--momentum', '0.9', '--no-progress'];
 // BatchNorm statistics, dropout's random state and LAMB's step count all have to come back.
 const WRN = ['--model', 'wideresnet-dw', '--train-subset', '128', '--val-subset', '64', '--batch-size', '16', '--optimizer', 'lamb',
   '--base-lr', '0.01', '--dropout', '0.3', '--no-progress'];
