@@ -19,7 +19,7 @@ const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 const STAND_IN = path.join(ROOT, 'test', 'fixtures', 'stand-in-gpu');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fmnist-gpu-path-'));
 // tfjs's cpu kernels are slow: a few small steps.
-const TINY = ['--epochs', '1', '--train-subset', '16', '--val-subset', '8', '--batch-size', '4', '--no-progress'];
+const TINY = ['--epochs', '1', '--train-subset', '4', '--val-subset', '2', '--batch-size', '2', '--no-progress'];
 
 interface Ran { code: number | null; out: string }
 
